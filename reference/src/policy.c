@@ -186,6 +186,7 @@ static int new_policy(int base, const struct lspec_policy_methods *m,
 
   /* pthread_once makes the key exactly once for the whole process. */
   pthread_once(&thread_key_once, make_thread_key);
+  (void)lspec__profile(); /* a policy in existence freezes the profile */
   if (!thread_key_ok)
     return lspec__fail(LSPEC_E_RUNTIME, "no thread-specific key available");
   p = calloc(1, sizeof *p);
