@@ -1,0 +1,1020 @@
+/* harness.c - the per-test lifecycle and the helpers of harness.h.
+ *
+ * Runs inside Criterion's workers, one test per process (Criterion 2.4
+ * re-executes the binary for each test, so only the environment crosses from
+ * the runner: see registry.h).  Rules kept here, from the Criterion 2.4.1
+ * field notes (shared/research/conformance-models.md B):
+ *   - typed assertions only, always with a message;
+ *   - Criterion is called only from the test's own thread: threads and loop
+ *     callbacks record failures ("soft" mode) and the test's thread reports;
+ *   - an exit() in the middle of a test would be reported as a pass, so an
+ *     atexit guard turns an exit before lh_end()/lh_fini() into a failure.
+ */
+#define _GNU_SOURCE 1 /* pipe2 */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "impl_load.h"
+
+const struct lspec_impl *lh_impl;
+
+/* --- small utilities ------------------------------------------------------- */
+
+double lh_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+  }
+}
+
+/* --- names ------------------------------------------------------------------ */
+
+const char *lh_status_name(int status) {
+  static _Thread_local char unknown[32];
+  switch (status) {
+#define LH_STATUS_NAME_(name, value, text)                                     \
+  case value:                                                                  \
+    return "LSPEC_" #name;
+    LSPEC_STATUS_MAP(LH_STATUS_NAME_)
+#undef LH_STATUS_NAME_
+  default:
+    snprintf(unknown, sizeof unknown, "status %d", status);
+    return unknown;
+  }
+}
+
+const char *lh_status_class(int status) {
+  switch (status) {
+#define LH_STATUS_CLASS_(name, value, text)                                    \
+  case value:                                                                  \
+    return text;
+    LSPEC_STATUS_MAP(LH_STATUS_CLASS_)
+#undef LH_STATUS_CLASS_
+  default:
+    return status > 0 ? "a positive value" : "an undefined status";
+  }
+}
+
+static const struct {
+  uint64_t bit;
+  const char *name;
+} cap_names[] = {
+    {LSPEC_CAP_POLICIES, "policies"},
+    {LSPEC_CAP_CUSTOM_POLICY, "custom_policy"},
+    {LSPEC_CAP_LOOP, "loop"},
+    {LSPEC_CAP_LOOP_BACKEND_POLL, "loop_backend_poll"},
+    {LSPEC_CAP_READERS, "readers"},
+    {LSPEC_CAP_SIGNALS, "signals"},
+    {LSPEC_CAP_CHILD_WATCHERS, "child_watchers"},
+    {LSPEC_CAP_SUBPROCESS, "subprocess"},
+    {LSPEC_CAP_THREAD_CHECKS, "thread_checks"},
+};
+
+const char *lh_cap_name(uint64_t bit) {
+  for (size_t i = 0; i < sizeof cap_names / sizeof cap_names[0]; i++)
+    if (cap_names[i].bit == bit)
+      return cap_names[i].name;
+  return "unknown capability";
+}
+
+static const char *custom_watchers_name(uint32_t v) {
+  switch (v) {
+  case LSPEC_CUSTOM_WATCHERS_SUPPORTED:
+    return "SUPPORTED";
+  case LSPEC_CUSTOM_WATCHERS_PROHIBITED:
+    return "PROHIBITED";
+  case LSPEC_CUSTOM_WATCHERS_IGNORED:
+    return "IGNORED";
+  default:
+    return "an undefined value";
+  }
+}
+
+const char *lh_warning_name(int category) {
+  switch (category) {
+  case LSPEC_WARN_DEPRECATION:
+    return "DeprecationWarning";
+  case LSPEC_WARN_RUNTIME:
+    return "RuntimeWarning";
+  case LSPEC_WARN_RESOURCE:
+    return "ResourceWarning";
+  case LSPEC_WARN_LOG_WARNING:
+    return "asyncio log WARNING";
+  case LSPEC_WARN_LOG_ERROR:
+    return "asyncio log ERROR";
+  case LSPEC_WARN_LOG_DEBUG:
+    return "asyncio log DEBUG";
+  default:
+    return "unknown warning category";
+  }
+}
+
+/* --- test state ----------------------------------------------------------- */
+
+static const struct lh_test *current;
+static char clause_prefix[256]; /* "[LOOP-SET-001, LOOP-SET-002] " */
+static volatile int finished = 1; /* 0 between lh_begin and lh_end/lh_fini */
+static int guard_installed;
+
+/* Soft mode: set in threads the harness starts and inside loop blocks. */
+static _Thread_local int soft_mode;
+
+/* The first failure recorded in soft mode, reported by the test's thread. */
+static pthread_mutex_t soft_lock = PTHREAD_MUTEX_INITIALIZER;
+static int soft_failures;
+static char soft_message[2304];
+
+const struct lh_test *lh_current_test(void) { return current; }
+
+const char *lh_follow(void) {
+  const char *f = getenv("LSPEC_CONFORM_FOLLOW");
+  return (f && *f) ? f : "doc";
+}
+
+int lh_profile(void) { return lh_impl ? lh_impl->get_profile() : 0; }
+
+/* The early-exit guard (conformance-models.md B4.4): a test that calls exit()
+ * before lh_end() would otherwise be reported PASS. */
+static void exit_guard(void) {
+  if (!finished) {
+    static const char msg[] =
+        "loopspec harness: the process exited in the middle of a test "
+        "(exit() called by the test or the implementation)\n";
+    ssize_t ignored = write(2, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(86);
+  }
+}
+
+/* --- failures ------------------------------------------------------------------ */
+
+static void hard_fail(const char *message, long got, long want) {
+  /* Typed assertion, always with a message (B4.1, B3). */
+  cr_assert(eq(i64, (int64_t)got, (int64_t)want), "%s", message);
+  /* Never reached when got != want; callers make sure it is not equal. */
+  cr_assert(eq(int, 0, 1), "%s", message);
+}
+
+/* Records (soft) or raises (hard) a failure with the test's clause ids in
+ * front.  got/want are shown in the hard diff. */
+static int failv(long got, long want, const char *fmt, va_list ap) {
+  char body[2000];
+  char message[2304]; /* clause_prefix (256) + body */
+  vsnprintf(body, sizeof body, fmt, ap);
+  snprintf(message, sizeof message, "%s%s", clause_prefix, body);
+  if (soft_mode) {
+    pthread_mutex_lock(&soft_lock);
+    if (soft_failures++ == 0)
+      snprintf(soft_message, sizeof soft_message, "%s", message);
+    pthread_mutex_unlock(&soft_lock);
+    return 0;
+  }
+  if (got == want)
+    want = got + 1;
+  hard_fail(message, got, want);
+  return 0;
+}
+
+static int failn(long got, long want, const char *fmt, ...) LH_PRINTF(3, 4);
+static int failn(long got, long want, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  failv(got, want, fmt, ap);
+  va_end(ap);
+  return 0;
+}
+
+int lh_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  failv(0, 1, fmt, ap);
+  va_end(ap);
+  return 0;
+}
+
+int lh_check(int cond, const char *what, const char *fmt, ...) {
+  char body[1500];
+  va_list ap;
+  if (cond)
+    return 1;
+  va_start(ap, fmt);
+  vsnprintf(body, sizeof body, fmt, ap);
+  va_end(ap);
+  return lh_fail("%s: %s", what, body);
+}
+
+/* Reports, from the current context, failures recorded in soft mode since
+ * `before` (the count when the block started). */
+static int report_soft(int before, const char *what) {
+  char message[sizeof soft_message];
+  int n;
+  pthread_mutex_lock(&soft_lock);
+  n = soft_failures;
+  snprintf(message, sizeof message, "%s", soft_message);
+  if (!soft_mode && n > before) {
+    soft_failures = 0; /* reported now */
+    soft_message[0] = '\0';
+  }
+  pthread_mutex_unlock(&soft_lock);
+  if (n <= before)
+    return 1;
+  if (soft_mode)
+    return 0; /* already recorded; the outer block reports it */
+  /* The message already carries the clause prefix. */
+  {
+    static char full[sizeof soft_message + 1024];
+    snprintf(full, sizeof full, "%s (in the block started by: %s)", message,
+             what);
+    hard_fail(full, 0, 1);
+  }
+  return 0;
+}
+
+static int soft_count(void) {
+  int n;
+  pthread_mutex_lock(&soft_lock);
+  n = soft_failures;
+  pthread_mutex_unlock(&soft_lock);
+  return n;
+}
+
+/* --- expectations ------------------------------------------------------------- */
+
+static const char *impl_error(void) {
+  const char *e = lh_impl ? lh_impl->last_error() : NULL;
+  return e ? e : "(NULL)";
+}
+
+int lh_expect(int rc, int want, const char *substr, const char *what) {
+  int ok = want == LH_ANY_ERROR ? rc < 0 : rc == want;
+  if (!ok) {
+    if (want == LH_ANY_ERROR)
+      return failn(rc, -1,
+                   "%s: expected a failure status, got %s (%s); "
+                   "last_error: \"%s\"",
+                   what, lh_status_name(rc), lh_status_class(rc),
+                   rc < 0 ? impl_error() : "");
+    return failn(rc, want,
+                 "%s: expected %s (%s), got %s (%s); last_error: \"%s\"", what,
+                 lh_status_name(want), lh_status_class(want),
+                 lh_status_name(rc), lh_status_class(rc),
+                 rc < 0 ? impl_error() : "");
+  }
+  if (substr && rc < 0) {
+    const char *e = impl_error();
+    if (strstr(e, substr) == NULL)
+      return lh_fail("%s: %s as expected, but last_error \"%s\" does not "
+                     "contain \"%s\"",
+                     what, lh_status_name(rc), e, substr);
+  }
+  return 1;
+}
+
+int lh_expect_out(int rc, int want, const char *substr, int kind, void *handle,
+                  const char *what) {
+  char saved[512];
+  /* Keep the message: tracking may not call the implementation, but be
+   * safe for the checks below. */
+  snprintf(saved, sizeof saved, "%s", rc < 0 ? impl_error() : "");
+  if (handle)
+    lh_track(kind, handle);
+  if (!lh_expect(rc, want, substr, what))
+    return 0;
+  if (rc == LSPEC_OK && handle == NULL)
+    return lh_fail("%s: returned LSPEC_OK but the out parameter is NULL "
+                   "(a success must hand out a handle)",
+                   what);
+  if (rc != LSPEC_OK && handle != NULL)
+    return lh_fail("%s: failed with %s but set the out parameter to a "
+                   "handle (it must be NULL on failure); last_error: \"%s\"",
+                   what, lh_status_name(rc), saved);
+  return 1;
+}
+
+int lh_check_int(long got, long want, const char *expr, const char *what) {
+  if (got == want)
+    return 1;
+  if (got < 0 && got >= LSPEC_STATUS_MIN_)
+    return failn(got, want,
+                 "%s: %s is %ld, expected %ld (it returned the status %s; "
+                 "last_error: \"%s\")",
+                 what, expr, got, want, lh_status_name((int)got),
+                 impl_error());
+  return failn(got, want, "%s: %s is %ld, expected %ld", what, expr, got,
+               want);
+}
+
+int lh_check_same(const void *a, const void *b, int want_same,
+                  const char *what) {
+  if ((a == b) == (want_same != 0))
+    return 1;
+  return failn((long)(a == b), (long)(want_same != 0),
+               "%s: the handles %p and %p are %s, expected %s", what, a, b,
+               a == b ? "the same object" : "different objects",
+               want_same ? "the same object" : "different objects");
+}
+
+int lh_check_null(const void *a, int want_null, const char *what) {
+  if ((a == NULL) == (want_null != 0))
+    return 1;
+  return failn((long)(a == NULL), (long)(want_null != 0),
+               "%s: the handle is %p, expected %s", what, a,
+               want_null ? "NULL" : "a handle");
+}
+
+/* --- tracking ---------------------------------------------------------------- */
+
+#define LH_MAX_TRACKED 512
+#define LH_MAX_FDS 64
+
+static pthread_mutex_t track_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  int kind;
+  void *handle;
+} tracked[LH_MAX_TRACKED];
+static int ntracked;
+static int tracked_fds[LH_MAX_FDS];
+static int ntracked_fds;
+
+void lh_track(int kind, void *handle) {
+  int overflow = 0;
+  if (handle == NULL)
+    return;
+  pthread_mutex_lock(&track_lock);
+  if (ntracked < LH_MAX_TRACKED) {
+    tracked[ntracked].kind = kind;
+    tracked[ntracked].handle = handle;
+    ntracked++;
+  } else {
+    overflow = 1;
+  }
+  pthread_mutex_unlock(&track_lock);
+  if (overflow)
+    lh_fail("harness: more than %d handles in one test", LH_MAX_TRACKED);
+}
+
+lspec_loop *lh_loop_new(int backend) {
+  lspec_loop *l = NULL;
+  char what[64];
+  int rc = lh_impl->loop_new(backend, &l);
+  snprintf(what, sizeof what, "loop_new(%d)", backend);
+  if (!lh_expect_out(rc, LSPEC_OK, NULL, LH_LOOP, l, what))
+    return NULL;
+  return l;
+}
+
+static void track_fd(int fd) {
+  pthread_mutex_lock(&track_lock);
+  if (ntracked_fds < LH_MAX_FDS)
+    tracked_fds[ntracked_fds++] = fd;
+  pthread_mutex_unlock(&track_lock);
+}
+
+int lh_pipe(int fds[2], const char *what) {
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    return lh_fail("%s: pipe2: %s (the environment, not the implementation)",
+                   what, strerror(errno));
+  track_fd(fds[0]);
+  track_fd(fds[1]);
+  return 1;
+}
+
+void lh_close_fd(int fd) {
+  pthread_mutex_lock(&track_lock);
+  for (int i = 0; i < ntracked_fds; i++) {
+    if (tracked_fds[i] == fd) {
+      tracked_fds[i] = tracked_fds[--ntracked_fds];
+      close(fd);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&track_lock);
+}
+
+int lh_write(int fd, const char *bytes, const char *what) {
+  size_t len = strlen(bytes);
+  ssize_t n = write(fd, bytes, len);
+  if (n != (ssize_t)len)
+    return lh_fail("%s: write(%d): %s", what, fd,
+                   n < 0 ? strerror(errno) : "short write");
+  return 1;
+}
+
+/* --- counters, traces ------------------------------------------------------- */
+
+void lh_counter_cb(void *counter) {
+  atomic_fetch_add(&((lh_counter *)counter)->n, 1);
+}
+
+long lh_counter_get(lh_counter *c) { return atomic_load(&c->n); }
+
+static pthread_mutex_t trace_lock = PTHREAD_MUTEX_INITIALIZER;
+static char trace_buf[1024];
+
+void lh_mark_cb(void *text) {
+  pthread_mutex_lock(&trace_lock);
+  size_t used = strlen(trace_buf);
+  snprintf(trace_buf + used, sizeof trace_buf - used, "%s",
+           (const char *)text);
+  pthread_mutex_unlock(&trace_lock);
+}
+
+size_t lh_trace_len(void) {
+  size_t n;
+  pthread_mutex_lock(&trace_lock);
+  n = strlen(trace_buf);
+  pthread_mutex_unlock(&trace_lock);
+  return n;
+}
+
+void lh_trace_get(char *buf, size_t len) {
+  pthread_mutex_lock(&trace_lock);
+  snprintf(buf, len, "%s", trace_buf);
+  pthread_mutex_unlock(&trace_lock);
+}
+
+int lh_check_trace(const char *want, const char *what) {
+  char got[sizeof trace_buf];
+  lh_trace_get(got, sizeof got);
+  if (strcmp(got, want) == 0)
+    return 1;
+  return lh_fail("%s: the callbacks ran in the order \"%s\", expected \"%s\"",
+                 what, got, want);
+}
+
+void lh_stop_cb(void *loop) {
+  int rc = lh_impl->loop_stop((lspec_loop *)loop);
+  if (rc != LSPEC_OK) {
+    int saved = soft_mode;
+    soft_mode = 1; /* a callback: never call Criterion from here */
+    lh_expect(rc, LSPEC_OK, NULL, "loop_stop from a stop() callback");
+    soft_mode = saved;
+  }
+}
+
+int lh_goal_pred(void *goal) {
+  struct lh_goal *g = goal;
+  if (g->counter)
+    return lh_counter_get(g->counter) >= g->n;
+  return (long)lh_trace_len() >= g->n;
+}
+
+int lh_run_until_count(lspec_loop *l, lh_counter *c, long n, double timeout,
+                       const char *what) {
+  struct lh_goal g = {c, n};
+  int rc = lh_impl->loop_run_until(l, lh_goal_pred, &g, timeout);
+  return lh_expect(rc, LSPEC_OK, NULL, what);
+}
+
+/* --- spies --------------------------------------------------------------------- */
+
+struct lh_spy {
+  atomic_long calls[LH_SPY_NMETHODS];
+};
+
+#define LH_MAX_SPIES 16
+static lh_spy spies[LH_MAX_SPIES];
+static atomic_int nspies;
+
+static int spy_get_event_loop(void *user, lspec_policy *self,
+                              lspec_loop **out) {
+  atomic_fetch_add(&((lh_spy *)user)->calls[LH_SPY_GET_EVENT_LOOP], 1);
+  return lh_impl->policy_super_get_event_loop(self, out);
+}
+static int spy_set_event_loop(void *user, lspec_policy *self,
+                              lspec_loop *loop) {
+  atomic_fetch_add(&((lh_spy *)user)->calls[LH_SPY_SET_EVENT_LOOP], 1);
+  return lh_impl->policy_super_set_event_loop(self, loop);
+}
+static int spy_new_event_loop(void *user, lspec_policy *self,
+                              lspec_loop **out) {
+  atomic_fetch_add(&((lh_spy *)user)->calls[LH_SPY_NEW_EVENT_LOOP], 1);
+  return lh_impl->policy_super_new_event_loop(self, out);
+}
+static int spy_get_child_watcher(void *user, lspec_policy *self,
+                                 lspec_watcher **out) {
+  atomic_fetch_add(&((lh_spy *)user)->calls[LH_SPY_GET_CHILD_WATCHER], 1);
+  return lh_impl->policy_super_get_child_watcher(self, out);
+}
+static int spy_set_child_watcher(void *user, lspec_policy *self,
+                                 lspec_watcher *w) {
+  atomic_fetch_add(&((lh_spy *)user)->calls[LH_SPY_SET_CHILD_WATCHER], 1);
+  return lh_impl->policy_super_set_child_watcher(self, w);
+}
+static void spy_destroy(void *user) { (void)user; }
+
+static const struct lspec_policy_methods spy_methods = {
+    .size = sizeof(struct lspec_policy_methods),
+    .get_event_loop = spy_get_event_loop,
+    .set_event_loop = spy_set_event_loop,
+    .new_event_loop = spy_new_event_loop,
+    .get_child_watcher = spy_get_child_watcher,
+    .set_child_watcher = spy_set_child_watcher,
+    .destroy = spy_destroy,
+};
+
+int lh_spy_policy_new(int base, lh_spy **spy, lspec_policy **out,
+                      const char *what) {
+  int i = atomic_fetch_add(&nspies, 1);
+  lspec_policy *p = NULL;
+  int rc;
+  *out = NULL;
+  if (i >= LH_MAX_SPIES)
+    return lh_fail("harness: more than %d spy policies in one test",
+                   LH_MAX_SPIES);
+  *spy = &spies[i];
+  rc = lh_impl->policy_new_custom(base, &spy_methods, &spies[i], &p);
+  if (!lh_expect_out(rc, LSPEC_OK, NULL, LH_POLICY, p, what))
+    return 0;
+  *out = p;
+  return 1;
+}
+
+long lh_spy_calls(const lh_spy *spy, int method) {
+  if (spy == NULL || method < 0 || method >= LH_SPY_NMETHODS)
+    return -1;
+  return atomic_load(&spy->calls[method]);
+}
+
+/* --- warnings -------------------------------------------------------------------- */
+
+#define LH_MAX_WARNINGS 256
+static pthread_mutex_t warn_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  int category;
+  char text[256];
+} warnings[LH_MAX_WARNINGS];
+static int nwarnings;
+static int warnings_dropped;
+
+static void warning_hook(void *user, int category, const char *text) {
+  (void)user;
+  pthread_mutex_lock(&warn_lock);
+  if (nwarnings < LH_MAX_WARNINGS) {
+    warnings[nwarnings].category = category;
+    snprintf(warnings[nwarnings].text, sizeof warnings[nwarnings].text, "%s",
+             text ? text : "");
+    nwarnings++;
+  } else {
+    warnings_dropped++;
+  }
+  pthread_mutex_unlock(&warn_lock);
+}
+
+int lh_warning_count(int category) {
+  int n = 0;
+  pthread_mutex_lock(&warn_lock);
+  for (int i = 0; i < nwarnings; i++)
+    n += warnings[i].category == category;
+  pthread_mutex_unlock(&warn_lock);
+  return n;
+}
+
+int lh_warned(int category, const char *substr) {
+  int found = 0;
+  pthread_mutex_lock(&warn_lock);
+  for (int i = 0; i < nwarnings && !found; i++)
+    found = warnings[i].category == category &&
+            (substr == NULL || strstr(warnings[i].text, substr) != NULL);
+  pthread_mutex_unlock(&warn_lock);
+  return found;
+}
+
+void lh_clear_warnings(void) {
+  pthread_mutex_lock(&warn_lock);
+  nwarnings = 0;
+  warnings_dropped = 0;
+  pthread_mutex_unlock(&warn_lock);
+}
+
+/* All recorded warnings, for failure messages. */
+static void warnings_summary(char *buf, size_t len) {
+  size_t used = 0;
+  buf[0] = '\0';
+  pthread_mutex_lock(&warn_lock);
+  for (int i = 0; i < nwarnings && used + 1 < len; i++) {
+    int n = snprintf(buf + used, len - used, "%s%s: \"%s\"", i ? "; " : "",
+                     lh_warning_name(warnings[i].category), warnings[i].text);
+    if (n < 0)
+      break;
+    used += (size_t)n;
+  }
+  pthread_mutex_unlock(&warn_lock);
+  if (buf[0] == '\0')
+    snprintf(buf, len, "none");
+}
+
+int lh_check_warned(int category, const char *substr, int want,
+                    const char *what) {
+  char all[1024];
+  if (want) {
+    if (lh_warned(category, substr))
+      return 1;
+    warnings_summary(all, sizeof all);
+    if (substr)
+      return lh_fail("%s: expected a %s containing \"%s\"; recorded: %s",
+                     what, lh_warning_name(category), substr, all);
+    return lh_fail("%s: expected a %s; recorded: %s", what,
+                   lh_warning_name(category), all);
+  }
+  if (lh_warning_count(category) == 0)
+    return 1;
+  warnings_summary(all, sizeof all);
+  return lh_fail("%s: expected no %s; recorded: %s", what,
+                 lh_warning_name(category), all);
+}
+
+/* --- threads and blocks ------------------------------------------------------ */
+
+struct lh_thread {
+  pthread_t tid;
+  void (*fn)(void *);
+  void *arg;
+};
+
+static void *thread_main(void *p) {
+  struct lh_thread *t = p;
+  soft_mode = 1;
+  t->fn(t->arg);
+  return NULL;
+}
+
+lh_thread *lh_thread_start(void (*fn)(void *), void *arg, const char *what) {
+  struct lh_thread *t = calloc(1, sizeof *t);
+  int err;
+  if (t == NULL) {
+    lh_fail("%s: out of memory starting a thread", what);
+    return NULL;
+  }
+  t->fn = fn;
+  t->arg = arg;
+  err = pthread_create(&t->tid, NULL, thread_main, t);
+  if (err != 0) {
+    free(t);
+    lh_fail("%s: pthread_create: %s (the environment, not the "
+            "implementation)",
+            what, strerror(err));
+    return NULL;
+  }
+  return t;
+}
+
+int lh_thread_join(lh_thread *t, const char *what) {
+  int err;
+  if (t == NULL)
+    return 0;
+  err = pthread_join(t->tid, NULL);
+  free(t);
+  if (err != 0)
+    return lh_fail("%s: pthread_join: %s", what, strerror(err));
+  return 1;
+}
+
+int lh_run_in_thread(void (*fn)(void *), void *arg, const char *what) {
+  int before = soft_mode ? soft_count() : 0;
+  lh_thread *t = lh_thread_start(fn, arg, what);
+  if (t == NULL)
+    return 0;
+  if (!lh_thread_join(t, what))
+    return 0;
+  return report_soft(before, what);
+}
+
+struct loop_block {
+  void (*fn)(void *);
+  void *arg;
+  int ran;
+};
+
+static void loop_block_cb(void *p) {
+  struct loop_block *b = p;
+  int saved = soft_mode;
+  soft_mode = 1;
+  b->fn(b->arg);
+  soft_mode = saved;
+  b->ran = 1;
+}
+
+static int loop_block_done(void *p) { return ((struct loop_block *)p)->ran; }
+
+int lh_run_in_loop(lspec_loop *l, void (*fn)(void *), void *arg,
+                   double timeout, const char *what) {
+  struct loop_block b = {fn, arg, 0};
+  int before = soft_mode ? soft_count() : 0;
+  int rc = lh_impl->loop_call_soon(l, loop_block_cb, &b, NULL);
+  char step[600];
+  snprintf(step, sizeof step, "%s (scheduling the block with loop_call_soon)",
+           what);
+  if (!lh_expect(rc, LSPEC_OK, NULL, step))
+    return 0;
+  rc = lh_impl->loop_run_until(l, loop_block_done, &b, timeout);
+  snprintf(step, sizeof step, "%s (running the loop until the block ran)",
+           what);
+  if (!b.ran || rc != LSPEC_OK) {
+    if (!report_soft(before, what))
+      return 0;
+    if (!b.ran)
+      return lh_expect(rc == LSPEC_OK ? LSPEC_E_TIMEOUT : rc, LSPEC_OK, NULL,
+                       step);
+    return lh_expect(rc, LSPEC_OK, NULL, step);
+  }
+  return report_soft(before, what);
+}
+
+int lh_wait_until(int (*cond)(void *), void *arg, double timeout) {
+  double deadline = lh_now() + timeout;
+  for (;;) {
+    if (cond(arg))
+      return 1;
+    if (lh_now() >= deadline)
+      return 0;
+    sleep_ms(1);
+  }
+}
+
+/* --- baseline and leak checks ------------------------------------------------ */
+
+#define LH_MAX_BASE_FDS 1024
+static int base_fds[LH_MAX_BASE_FDS];
+static int nbase_fds;
+static int base_threads;
+
+/* The fds open now, sorted ascending; returns the count (<= max). */
+static int list_fds(int *out, int max) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int n = 0, self;
+  if (d == NULL)
+    return -1;
+  self = dirfd(d);
+  while ((e = readdir(d)) != NULL) {
+    char *end;
+    long fd;
+    if (e->d_name[0] == '.')
+      continue;
+    fd = strtol(e->d_name, &end, 10);
+    if (*end != '\0' || fd == self)
+      continue;
+    if (n < max)
+      out[n++] = (int)fd;
+  }
+  closedir(d);
+  for (int i = 1; i < n; i++) /* insertion sort: few fds */
+    for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
+      int t = out[j];
+      out[j] = out[j - 1];
+      out[j - 1] = t;
+    }
+  return n;
+}
+
+static int count_threads(void) {
+  DIR *d = opendir("/proc/self/task");
+  struct dirent *e;
+  int n = 0;
+  if (d == NULL)
+    return -1;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n;
+}
+
+static int threads_back_to_base(void *unused) {
+  (void)unused;
+  return count_threads() <= base_threads;
+}
+
+static void check_leaks(void) {
+  int now[LH_MAX_BASE_FDS];
+  int n = list_fds(now, LH_MAX_BASE_FDS);
+  char leaked[1024];
+  size_t used = 0;
+  int nleaked = 0, threads, status;
+  pid_t zombie;
+
+  leaked[0] = '\0';
+  for (int i = 0; i < n; i++) {
+    int known = 0;
+    for (int j = 0; j < nbase_fds && !known; j++)
+      known = base_fds[j] == now[i];
+    if (!known) {
+      char path[64], target[256];
+      ssize_t len;
+      snprintf(path, sizeof path, "/proc/self/fd/%d", now[i]);
+      len = readlink(path, target, sizeof target - 1);
+      target[len > 0 ? len : 0] = '\0';
+      if (used < sizeof leaked) {
+        int w = snprintf(leaked + used, sizeof leaked - used, "%s%d -> %s",
+                         nleaked ? ", " : "", now[i], target);
+        if (w > 0)
+          used += (size_t)w;
+      }
+      nleaked++;
+    }
+  }
+  cr_assert(eq(int, nleaked, 0),
+            "%send of test: %d file descriptor(s) left open that were not "
+            "open when the test began: %s",
+            clause_prefix, nleaked, leaked);
+
+  /* A joined thread's task can linger for a moment in /proc; wait for it
+   * (bounded) rather than sleep. */
+  lh_wait_until(threads_back_to_base, NULL, 2.0);
+  threads = count_threads();
+  cr_assert(le(int, threads, base_threads),
+            "%send of test: %d thread(s) in the process, %d when the test "
+            "began: a thread was left running",
+            clause_prefix, threads, base_threads);
+
+  zombie = waitpid(-1, &status, WNOHANG);
+  cr_assert(le(int, (int)zombie, 0),
+            "%send of test: child process %d had exited and was never "
+            "reaped (a zombie)",
+            clause_prefix, (int)zombie);
+}
+
+/* Closes every loop the test saw (unless running), closes watchers,
+ * releases every tracked handle, closes tracked fds.  Returns the number of
+ * loops found still running. */
+static int clean_up(char *running, size_t len) {
+  int nrunning = 0;
+  size_t used = 0;
+  running[0] = '\0';
+  pthread_mutex_lock(&track_lock);
+  for (int i = 0; i < ntracked; i++) {
+    int seen = 0;
+    for (int j = 0; j < i && !seen; j++)
+      seen = tracked[j].handle == tracked[i].handle;
+    if (seen)
+      continue;
+    if (tracked[i].kind == LH_LOOP) {
+      lspec_loop *l = tracked[i].handle;
+      if (lh_impl->loop_is_running(l) == 1) {
+        int w = snprintf(running + used, used < len ? len - used : 0, "%s%p",
+                         nrunning ? ", " : "", (void *)l);
+        if (w > 0)
+          used += (size_t)w;
+        nrunning++;
+        continue;
+      }
+      if (lh_impl->loop_is_closed(l) == 0)
+        lh_impl->loop_close(l);
+    } else if (tracked[i].kind == LH_WATCHER) {
+      lh_impl->watcher_close(tracked[i].handle);
+    }
+  }
+  for (int i = ntracked - 1; i >= 0; i--) {
+    switch (tracked[i].kind) {
+    case LH_POLICY:
+      lh_impl->policy_release(tracked[i].handle);
+      break;
+    case LH_LOOP:
+      lh_impl->loop_release(tracked[i].handle);
+      break;
+    case LH_WATCHER:
+      lh_impl->watcher_release(tracked[i].handle);
+      break;
+    }
+  }
+  ntracked = 0;
+  for (int i = 0; i < ntracked_fds; i++)
+    close(tracked_fds[i]);
+  ntracked_fds = 0;
+  pthread_mutex_unlock(&track_lock);
+  return nrunning;
+}
+
+/* --- lifecycle ------------------------------------------------------------------- */
+
+static int parse_profile(const char *s, int *out) {
+  unsigned major, minor;
+  char extra;
+  if (sscanf(s, "%u.%u%c", &major, &minor, &extra) != 2 || major != 3 ||
+      minor < 8 || minor > 12)
+    return 0;
+  *out = LSPEC_PROFILE((int)major, (int)minor);
+  return 1;
+}
+
+void lh_begin(const char *suite, const char *name) {
+  const char *path = getenv("LSPEC_CONFORM_IMPL");
+  const char *prof = getenv("LSPEC_CONFORM_PROFILE");
+  char why[512] = "";
+  int rc, profile;
+  uint64_t missing;
+
+  finished = 0;
+  if (!guard_installed) {
+    atexit(exit_guard);
+    guard_installed = 1;
+  }
+  snprintf(clause_prefix, sizeof clause_prefix, "[%s::%s] ", suite, name);
+
+  /* The test's registry entry: its clauses, capabilities and profiles. */
+  current = NULL;
+  for (size_t i = 0; i < lh_ntests; i++)
+    if (strcmp(lh_tests[i].suite, suite) == 0 &&
+        strcmp(lh_tests[i].name, name) == 0)
+      current = &lh_tests[i];
+  cr_assert(ne(ptr, (void *)current, NULL),
+            "harness: test %s::%s is not in the registry (regenerate it: "
+            "conformance/gen/gen.py)",
+            suite, name);
+  {
+    size_t used = 0;
+    used += (size_t)snprintf(clause_prefix, sizeof clause_prefix, "[");
+    for (size_t i = 0; i < current->nclauses && used < sizeof clause_prefix;
+         i++)
+      used += (size_t)snprintf(clause_prefix + used,
+                               sizeof clause_prefix - used, "%s%s",
+                               i ? ", " : "", current->clauses[i]);
+    if (used < sizeof clause_prefix)
+      snprintf(clause_prefix + used, sizeof clause_prefix - used, "] ");
+  }
+
+  rc = lh_load_impl(path, &lh_impl, why, sizeof why);
+  cr_assert(eq(int, rc, 0), "harness: cannot load the implementation %s: %s",
+            (path && *path) ? path : "(linked-in reference)", why);
+
+  if (prof && *prof) {
+    cr_assert(eq(int, parse_profile(prof, &profile), 1),
+              "harness: LSPEC_CONFORM_PROFILE=\"%s\" is not 3.8 ... 3.12",
+              prof);
+    rc = lh_impl->set_profile(profile);
+    cr_assert(eq(int, rc, LSPEC_OK),
+              "harness: set_profile(%s) failed: %s (%s); last_error: \"%s\"",
+              prof, lh_status_name(rc), lh_status_class(rc), impl_error());
+  }
+  lh_impl->set_warning_hook(warning_hook, NULL);
+
+  /* Gates.  finished = 1 first: cr_skip does not run .fini. */
+  missing = current->caps & ~lh_impl->capabilities;
+  if (missing) {
+    char names[256] = "";
+    size_t used = 0;
+    for (int b = 0; b < 64; b++) {
+      uint64_t bit = UINT64_C(1) << b;
+      if ((missing & bit) && used < sizeof names) {
+        int w = snprintf(names + used, sizeof names - used, "%s%s",
+                         used ? "," : "", lh_cap_name(bit));
+        if (w > 0)
+          used += (size_t)w;
+      }
+    }
+    finished = 1;
+    cr_skip("UNSUPPORTED: cap=%s", names);
+  }
+  profile = lh_impl->get_profile();
+  if (profile < current->profile_min || profile > current->profile_max) {
+    finished = 1;
+    cr_skip("NOT APPLICABLE: profile 3.%d is outside 3.%d-3.%d", profile & 0xff,
+            current->profile_min & 0xff, current->profile_max & 0xff);
+  }
+  if (current->custom_watchers &&
+      lh_impl->custom_child_watchers != current->custom_watchers) {
+    finished = 1;
+    cr_skip("NOT APPLICABLE: custom_child_watchers=%s, the test is for %s",
+            custom_watchers_name(lh_impl->custom_child_watchers),
+            custom_watchers_name(current->custom_watchers));
+  }
+
+  /* Baselines, taken last: Criterion's own fds (3-8, 12-13) and its second
+   * thread exist in every worker. */
+  nbase_fds = list_fds(base_fds, LH_MAX_BASE_FDS);
+  base_threads = count_threads();
+}
+
+void lh_end(void) {
+  char running[512];
+  int nrunning;
+
+  cr_assert(eq(int, report_soft(0, "the test"), 1), "%s",
+            "harness: a block failed");
+  nrunning = clean_up(running, sizeof running);
+  cr_assert(eq(int, nrunning, 0),
+            "%send of test: %d loop(s) still running (%s): a test must "
+            "leave no loop running",
+            clause_prefix, nrunning, running);
+  check_leaks();
+  finished = 1;
+}
+
+void lh_fini(void) { finished = 1; }

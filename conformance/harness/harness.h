@@ -1,0 +1,209 @@
+/* harness.h - what every conformance test uses: the per-test lifecycle
+ * (loading the implementation, the profile, the warnings hook, the leak
+ * baseline, the early-exit guard), checks that name statuses and carry the
+ * implementation's last_error(), handle tracking and clean-up, counters,
+ * traces, spy policies, and running steps in a thread or inside a loop.
+ *
+ * Compiled only into loopspec-conform, inside Criterion's workers.  Generated
+ * tests (conformance/gen) and hand-written ones (conformance/cases, through
+ * LH_TEST) share one lifecycle:
+ *
+ *   lh_begin(suite, name)   load, profile, hook, registry gate, baseline
+ *   ... the test ...
+ *   lh_end()                clean up what the harness saw, then check that
+ *                           no fd, thread or zombie was left behind
+ *
+ * Hard and soft checks.  Every lh_check* / lh_expect* returns 1 when the
+ * check held.  In the test's own thread a failed check is a Criterion
+ * assertion failure and does not return.  In a thread started by
+ * lh_run_in_thread, and inside a block run by lh_run_in_loop, Criterion must
+ * not be called: the failure is recorded, the function returns 0 and the
+ * caller is expected to return at once; the test's thread reports it when
+ * the block ends.  So write checks as `if (!lh_check...(...)) return;`
+ * wherever they may run soft.
+ */
+#ifndef LSPEC_CONFORM_HARNESS_H
+#define LSPEC_CONFORM_HARNESS_H
+
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <loopspec/abi.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "registry.h"
+
+#if defined(__has_include)
+#if __has_include("lh_cases_meta.h")
+#include "lh_cases_meta.h" /* generated: LH_META_TIMEOUT_<suite>_<name> */
+#endif
+#endif
+
+#define LH_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* The implementation under test, set by lh_begin(). */
+extern const struct lspec_impl *lh_impl;
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+/* Per-test set-up in the Criterion worker.  Skips the test (cr_skip,
+ * "UNSUPPORTED: ..." or "NOT APPLICABLE: ...") when the implementation lacks
+ * a capability the test needs, the profile in force is outside the test's
+ * range, or the custom_child_watchers value differs from the one required. */
+void lh_begin(const char *suite, const char *name);
+/* End-of-test clean-up and leak checks.  Must be reached for a pass. */
+void lh_end(void);
+/* Criterion .fini: runs after a failed assertion too. */
+void lh_fini(void);
+
+/* The registry entry of the running test (NULL before lh_begin). */
+const struct lh_test *lh_current_test(void);
+/* LSPEC_CONFORM_FOLLOW: "doc" (default) or "cpython". */
+const char *lh_follow(void);
+/* The profile in force, LSPEC_PROFILE(3, N). */
+int lh_profile(void);
+
+/* Hand-written tests: a Criterion Test with the harness's prologue and
+ * epilogue.  The timeout comes from the test's metadata tag, through the
+ * generated lh_cases_meta.h. */
+#define LH_TEST(suite, name)                                                   \
+  static void lh_body_##suite##_##name(void);                                  \
+  Test(suite, name, .timeout = LH_META_TIMEOUT_##suite##_##name,               \
+       .fini = lh_fini) {                                                      \
+    lh_begin(#suite, #name);                                                   \
+    lh_body_##suite##_##name();                                                \
+    lh_end();                                                                  \
+  }                                                                            \
+  static void lh_body_##suite##_##name(void)
+
+/* --- statuses -------------------------------------------------------------- */
+
+/* Pass as `want` to accept any failure status. */
+#define LH_ANY_ERROR 1
+
+/* "LSPEC_E_RUNTIME", or "status -99" for a code v1 does not define. */
+const char *lh_status_name(int status);
+/* "RuntimeError", "success", ... */
+const char *lh_status_class(int status);
+/* "readers", ... for one LSPEC_CAP_* bit. */
+const char *lh_cap_name(uint64_t bit);
+/* "DeprecationWarning", ... */
+const char *lh_warning_name(int category);
+
+/* --- checks (hard in the test thread, soft in blocks; see above) -------- */
+
+/* rc must be `want` (LSPEC_OK, a code, or LH_ANY_ERROR); when `substr` is
+ * not NULL, last_error() must contain it. */
+int lh_expect(int rc, int want, const char *substr, const char *what);
+/* The same for an entry with an out parameter: `handle` is what it gave.
+ * A non-NULL handle is tracked (kind: LH_POLICY, LH_LOOP, LH_WATCHER)
+ * whatever the outcome; on success it must be non-NULL, on failure NULL. */
+int lh_expect_out(int rc, int want, const char *substr, int kind, void *handle,
+                  const char *what);
+int lh_check_int(long got, long want, const char *expr, const char *what);
+int lh_check_same(const void *a, const void *b, int want_same,
+                  const char *what);
+int lh_check_null(const void *a, int want_null, const char *what);
+int lh_check_trace(const char *want, const char *what);
+/* want 1: at least one warning of `category` (containing substr if not
+ * NULL); want 0: none of that category. */
+int lh_check_warned(int category, const char *substr, int want,
+                    const char *what);
+/* A general check: fails with the formatted message when !cond. */
+int lh_check(int cond, const char *what, const char *fmt, ...) LH_PRINTF(3, 4);
+/* Records or raises a failure; always returns 0. */
+int lh_fail(const char *fmt, ...) LH_PRINTF(1, 2);
+
+/* Status-only convenience: LH_OK(lh_impl->loop_close(l)). */
+#define LH_OK(expr) lh_expect((expr), LSPEC_OK, NULL, #expr)
+#define LH_STATUS(expr, want) lh_expect((expr), (want), NULL, #expr)
+
+/* --- handles the harness tracks ------------------------------------------- */
+
+enum lh_kind { LH_POLICY = 1, LH_LOOP = 2, LH_WATCHER = 3 };
+
+/* Takes over one reference: released by lh_end().  Loops are closed first
+ * (if not running); watchers are closed.  NULL is ignored. */
+void lh_track(int kind, void *handle);
+/* A new loop from loop_new(backend), tracked.  Fails the test if refused. */
+lspec_loop *lh_loop_new(int backend);
+/* A pipe (O_CLOEXEC), both ends tracked and closed by lh_end(). */
+int lh_pipe(int fds[2], const char *what);
+/* Closes an fd the harness tracks (and forgets it). */
+void lh_close_fd(int fd);
+int lh_write(int fd, const char *bytes, const char *what);
+
+/* --- counters, traces, predicates, callbacks ---------------------------- */
+
+typedef struct lh_counter {
+  atomic_long n;
+} lh_counter;
+
+void lh_counter_cb(void *counter);            /* lspec_callback: ++n */
+long lh_counter_get(lh_counter *c);
+void lh_mark_cb(void *text);                  /* appends (const char *) */
+void lh_stop_cb(void *loop);                  /* loop_stop(loop) */
+size_t lh_trace_len(void);
+/* Copies the trace into buf (NUL-terminated). */
+void lh_trace_get(char *buf, size_t len);
+
+/* A run_until goal: counter >= n, or the trace's length >= n when counter
+ * is NULL. */
+struct lh_goal {
+  lh_counter *counter;
+  long n;
+};
+int lh_goal_pred(void *goal);
+
+/* loop_run_until(l, counter >= n, timeout), expecting OK. */
+int lh_run_until_count(lspec_loop *l, lh_counter *c, long n, double timeout,
+                       const char *what);
+
+/* --- spy policies ----------------------------------------------------------- */
+
+enum lh_spy_method {
+  LH_SPY_GET_EVENT_LOOP = 0,
+  LH_SPY_SET_EVENT_LOOP,
+  LH_SPY_NEW_EVENT_LOOP,
+  LH_SPY_GET_CHILD_WATCHER,
+  LH_SPY_SET_CHILD_WATCHER,
+  LH_SPY_NMETHODS
+};
+typedef struct lh_spy lh_spy;
+
+/* policy_new_custom(base) whose five methods count their calls in *spy and
+ * then run the base's method (policy_super_*).  The policy is tracked. */
+int lh_spy_policy_new(int base, lh_spy **spy, lspec_policy **out,
+                      const char *what);
+long lh_spy_calls(const lh_spy *spy, int method);
+
+/* --- warnings recorded by the hook ------------------------------------ */
+
+int lh_warning_count(int category);
+/* 1 if a warning of `category` was recorded whose text contains substr
+ * (any text when NULL). */
+int lh_warned(int category, const char *substr);
+void lh_clear_warnings(void);
+
+/* --- threads and blocks ---------------------------------------------------- */
+
+/* Runs fn(arg) in a fresh pthread (soft mode) and joins it; then reports
+ * any failure recorded there.  Returns 1 if everything held. */
+int lh_run_in_thread(void (*fn)(void *), void *arg, const char *what);
+/* Runs fn(arg) as a callback of loop `l` (call_soon, then run_until it has
+ * run, at most `timeout` seconds), in soft mode; then reports failures. */
+int lh_run_in_loop(lspec_loop *l, void (*fn)(void *), void *arg,
+                   double timeout, const char *what);
+/* Starts fn(arg) in a pthread (soft mode) without joining; join with
+ * lh_thread_join.  For tests that need a thread running concurrently. */
+typedef struct lh_thread lh_thread;
+lh_thread *lh_thread_start(void (*fn)(void *), void *arg, const char *what);
+int lh_thread_join(lh_thread *t, const char *what);
+/* Polls cond(arg) every millisecond until it is nonzero or `timeout`
+ * seconds pass (for states no event announces, e.g. "the loop is running").
+ * Returns 1 if it became true. */
+int lh_wait_until(int (*cond)(void *), void *arg, double timeout);
+/* CLOCK_MONOTONIC in seconds. */
+double lh_now(void);
+
+#endif /* LSPEC_CONFORM_HARNESS_H */
