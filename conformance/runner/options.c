@@ -1,0 +1,190 @@
+/* options.c - loopspec-conform's command line.
+ *
+ * Every mistake is reported as one line on stderr and exit status 2, so that a
+ * CI log shows the mistake and nothing else.
+ */
+#include "runner.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void lr_print_usage(FILE *f) {
+  fputs(
+      "usage: " LR_PROGRAM " [options]\n"
+      "Runs the loopspec conformance suite on an implementation of the\n"
+      "loopspec ABI v1 and reports a result per clause.\n"
+      "\n"
+      "  --impl PATH        the implementation: a shared object exporting\n"
+      "                     lspec_impl_v1 (default: the linked-in reference)\n"
+      "  --profile 3.N      the Python version to emulate, 3.8 to 3.12\n"
+      "                     (default: the newest the implementation declares)\n"
+      "  --follow doc|cpython\n"
+      "                     which side of a doc/CPython conflict counts\n"
+      "                     (default: doc); the other is reported as info\n"
+      "  --filter GLOB      only the tests of clauses whose id matches GLOB\n"
+      "  --list             print every clause: id, level, source, statement\n"
+      "  -j, --jobs N       tests run in parallel (default: one per CPU)\n"
+      "  --report text      the text report on stdout (always written)\n"
+      "  --report json:PATH also write a JSON report to PATH (repeatable)\n"
+      "  --run-timeout S    stop the whole run after S seconds (default: the\n"
+      "                     sum of the tests' own timeouts, plus margins)\n"
+      "  -h, --help         this text\n"
+      "\n"
+      "Exit status: 0 when nothing is FAIL, XPASS, CRASH or TIMEOUT; 1\n"
+      "otherwise; 2 for a usage error, an implementation that cannot be used,\n"
+      "or a run in which no test ran.  The last line of output reads\n"
+      "\"conformance: N passed, N failed, N skipped\".\n",
+      f);
+}
+
+/* Prints one usage error line and returns -1. */
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  fputs(LR_PROGRAM ": ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputs(" (try --help)\n", stderr);
+  return -1;
+}
+
+/* Parses a positive decimal count no larger than `max`; returns 0 on
+ * failure. */
+static size_t parse_count(const char *text, size_t max) {
+  char *end;
+  unsigned long v;
+  if (text[0] < '0' || text[0] > '9')
+    return 0;
+  errno = 0;
+  v = strtoul(text, &end, 10);
+  if (errno != 0 || *end != '\0' || v > max)
+    return 0;
+  return (size_t)v;
+}
+
+static int add_report(struct lr_options *o, const char *spec) {
+  const char **grown;
+  const char *path;
+
+  if (strcmp(spec, "text") == 0)
+    return 0; /* The text report is always written. */
+  if (strncmp(spec, "json:", 5) != 0)
+    return usage_error("unknown report format '%s': use text or json:PATH",
+                       spec);
+  path = spec + 5;
+  if (path[0] == '\0')
+    return usage_error("%s: json needs a file name, as json:PATH", spec);
+  grown = realloc(o->json_paths, (o->njson + 1) * sizeof *grown);
+  if (grown == NULL)
+    return usage_error("out of memory while reading '%s'", spec);
+  o->json_paths = grown;
+  o->json_paths[o->njson++] = path;
+  return 0;
+}
+
+enum {
+  OPT_IMPL = 256,
+  OPT_PROFILE,
+  OPT_FOLLOW,
+  OPT_FILTER,
+  OPT_LIST,
+  OPT_REPORT,
+  OPT_RUN_TIMEOUT
+};
+
+int lr_parse_options(int argc, char **argv, struct lr_options *o) {
+  static const struct option longopts[] = {
+      {"impl", required_argument, NULL, OPT_IMPL},
+      {"profile", required_argument, NULL, OPT_PROFILE},
+      {"follow", required_argument, NULL, OPT_FOLLOW},
+      {"filter", required_argument, NULL, OPT_FILTER},
+      {"list", no_argument, NULL, OPT_LIST},
+      {"jobs", required_argument, NULL, 'j'},
+      {"report", required_argument, NULL, OPT_REPORT},
+      {"run-timeout", required_argument, NULL, OPT_RUN_TIMEOUT},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  char *end;
+  int c;
+
+  memset(o, 0, sizeof *o);
+  o->follow = "doc";
+  opterr = 0; /* Our own one-line messages, not getopt's. */
+  optind = 1;
+
+  while ((c = getopt_long(argc, argv, ":hj:", longopts, NULL)) != -1) {
+    switch (c) {
+    case OPT_IMPL:
+      o->impl_path = optarg;
+      break;
+    case OPT_PROFILE:
+      o->profile = lr_profile_parse(optarg);
+      if (o->profile == 0)
+        return usage_error("unknown profile '%s': use 3.8, 3.9, 3.10, 3.11 "
+                           "or 3.12",
+                           optarg);
+      break;
+    case OPT_FOLLOW:
+      if (strcmp(optarg, "doc") != 0 && strcmp(optarg, "cpython") != 0)
+        return usage_error("--follow takes doc or cpython, not '%s'", optarg);
+      o->follow = strcmp(optarg, "doc") == 0 ? "doc" : "cpython";
+      break;
+    case OPT_FILTER:
+      if (optarg[0] == '\0')
+        return usage_error("--filter needs a glob");
+      o->filter = optarg;
+      break;
+    case OPT_LIST:
+      o->list = true;
+      break;
+    case 'j':
+      o->jobs = parse_count(optarg, 1024);
+      if (o->jobs == 0)
+        return usage_error("-j takes a number of jobs from 1 to 1024, not "
+                           "'%s'",
+                           optarg);
+      break;
+    case OPT_REPORT:
+      if (add_report(o, optarg) != 0)
+        return -1;
+      break;
+    case OPT_RUN_TIMEOUT:
+      errno = 0;
+      o->run_timeout = strtod(optarg, &end);
+      if (errno != 0 || end == optarg || *end != '\0' ||
+          !(o->run_timeout > 0) || !isfinite(o->run_timeout))
+        return usage_error("--run-timeout takes a number of seconds, not "
+                           "'%s'",
+                           optarg);
+      break;
+    case 'h':
+      o->help = true;
+      break;
+    case ':':
+      if (optopt > 0 && optopt < 256)
+        return usage_error("option -%c needs a value", optopt);
+      return usage_error("option %s needs a value", argv[optind - 1]);
+    default:
+      if (optopt > 0 && optopt < 256)
+        return usage_error("unknown option '-%c'", optopt);
+      return usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind < argc)
+    return usage_error("unexpected argument '%s'", argv[optind]);
+  return 0;
+}
+
+void lr_options_free(struct lr_options *o) {
+  free(o->json_paths);
+  o->json_paths = NULL;
+  o->njson = 0;
+}
