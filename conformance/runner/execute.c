@@ -54,6 +54,11 @@
 #define LR_GUARD_PER_TEST 5.0
 #define LR_GUARD_MARGIN 60.0
 
+/* The status harness.c's atexit guard exits with when a test process
+ * calls exit() before the test has ended (an exit(0) would read as a pass:
+ * conformance-models.md, B4). */
+#define LR_HARNESS_EXIT_GUARD 86
+
 /* The run the hooks write into.  Hooks are plain functions Criterion finds
  * in a linker section, with no user argument, so this is a global; it is
  * set only while criterion_run_all_tests() runs. */
@@ -162,7 +167,13 @@ static void record_post_test(struct lr_test *t,
     result_from_skip(t, st->message);
   else if (st->test_status == CR_STATUS_FAILED) {
     if (!fail_from_asserts(t, st->asserts)) {
-      if (st->exit_code != 0)
+      if (st->exit_code == LR_HARNESS_EXIT_GUARD)
+        lr_set_result(t, LR_FAIL,
+                      "the test process exited with status %d: something "
+                      "called exit() before the test ended (the harness's "
+                      "exit guard)",
+                      st->exit_code);
+      else if (st->exit_code != 0)
         lr_set_result(t, LR_FAIL, "the test process exited with status %d",
                       st->exit_code);
       else
