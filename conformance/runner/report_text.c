@@ -22,13 +22,13 @@ void lr_put_folded(FILE *f, const char *s) {
   }
 }
 
-/* Writes `msg` with every line after the first indented by `indent`, and
- * control characters other than tab and newline as \xNN, so that a message
- * cannot garble the terminal. */
-static void put_indented(FILE *f, const char *msg, const char *indent) {
-  const unsigned char *p = (const unsigned char *)msg;
+/* Writes `msg` so that it cannot garble the terminal: control characters
+ * other than tab as \xNN, except that with an `indent` a newline is kept and
+ * the next line starts with `indent`. */
+static void put_clean(FILE *f, const char *msg, const char *indent) {
+  const unsigned char *p = (const unsigned char *)(msg != NULL ? msg : "");
   for (; *p; p++) {
-    if (*p == '\n') {
+    if (*p == '\n' && indent != NULL) {
       fputc('\n', f);
       if (p[1] != '\0')
         fputs(indent, f);
@@ -118,7 +118,7 @@ static void put_failure(const struct lr_run *run, const struct lr_clause *c,
             lr_result_name(t->result));
     if (t->message != NULL) {
       fputs(": ", f);
-      put_indented(f, t->message, "    ");
+      put_clean(f, t->message, "    ");
     }
     fputc('\n', f);
   }
@@ -139,8 +139,11 @@ void lr_report_text(const struct lr_run *run, FILE *f) {
   char profile[16];
   size_t i, ninfo = 0;
 
-  fprintf(f, "%s %s (ABI v%u), profile %s, following %s", run->impl->name,
-          run->impl->version, (unsigned)run->impl->abi_version,
+  put_clean(f, run->impl->name, NULL);
+  fputc(' ', f);
+  put_clean(f, run->impl->version, NULL);
+  fprintf(f, " (ABI v%u), profile %s, following %s",
+          (unsigned)run->impl->abi_version,
           lr_profile_text(run->profile, profile, sizeof profile), run->follow);
   if (run->opt.filter != NULL)
     fprintf(f, ", clauses matching '%s'", run->opt.filter);

@@ -48,6 +48,11 @@ static const struct lspec_impl *make_table(void) {
   table.size = LSPEC_IMPL_V1_SIZE;
   table.name = "fake";
   table.version = "0";
+#if defined(FAKE_CRASHING)
+  /* Quotes, a backslash, control characters, UTF-8 and a byte that is not
+   * UTF-8: the JSON report must still parse. */
+  table.name = "fake \"crashing\" \\ \t \x01 \xc3\xa9 \xff";
+#endif
   table.capabilities = LSPEC_CAP_KNOWN_ALL;
   table.custom_child_watchers = LSPEC_CUSTOM_WATCHERS_SUPPORTED;
   table.profiles = LSPEC_PROFILES_ALL;
