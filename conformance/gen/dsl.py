@@ -494,7 +494,12 @@ class Compiler:
                 self.err("a run_until goal needs a whole number")
             if left[0] == "call" and left[1] == "count":
                 self.arity(left, 1)
-                expr, _ = self.var(left[2][0], ("counter",), "count()")
+                # A goal may name a fresh counter (one that nothing will
+                # ever increment): it is declared here.
+                c = left[2][0]
+                if c[0] == "name" and c[1] not in self.vars:
+                    self.bind(c[1], "counter")
+                expr, _ = self.var(c, ("counter",), "count()")
                 return (f"struct lh_goal g_ = {{&{expr}, {n}}};",
                         "lh_goal_pred", "&g_")
             if left == ("call", "len", [("name", "trace")]):

@@ -20,7 +20,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -646,6 +649,7 @@ struct lh_thread {
   pthread_t tid;
   void (*fn)(void *);
   void *arg;
+  int before; /* soft failures already recorded when it started */
 };
 
 static void *thread_main(void *p) {
@@ -664,6 +668,7 @@ lh_thread *lh_thread_start(void (*fn)(void *), void *arg, const char *what) {
   }
   t->fn = fn;
   t->arg = arg;
+  t->before = soft_mode ? soft_count() : 0;
   err = pthread_create(&t->tid, NULL, thread_main, t);
   if (err != 0) {
     free(t);
@@ -676,24 +681,22 @@ lh_thread *lh_thread_start(void (*fn)(void *), void *arg, const char *what) {
 }
 
 int lh_thread_join(lh_thread *t, const char *what) {
-  int err;
+  int err, before;
   if (t == NULL)
     return 0;
   err = pthread_join(t->tid, NULL);
+  before = t->before;
   free(t);
   if (err != 0)
     return lh_fail("%s: pthread_join: %s", what, strerror(err));
-  return 1;
+  return report_soft(before, what);
 }
 
 int lh_run_in_thread(void (*fn)(void *), void *arg, const char *what) {
-  int before = soft_mode ? soft_count() : 0;
   lh_thread *t = lh_thread_start(fn, arg, what);
   if (t == NULL)
     return 0;
-  if (!lh_thread_join(t, what))
-    return 0;
-  return report_soft(before, what);
+  return lh_thread_join(t, what);
 }
 
 struct loop_block {
@@ -748,6 +751,87 @@ int lh_wait_until(int (*cond)(void *), void *arg, double timeout) {
   }
 }
 
+/* --- child processes ------------------------------------------------------ */
+
+int lh_in_child(int (*fn)(void *arg, char *why, size_t len), void *arg,
+                double timeout, const char *what) {
+  int fds[2], status = 0, timed_out = 0;
+  char why[512] = "";
+  size_t got = 0;
+  pid_t pid;
+  struct pollfd pfd;
+  double deadline = lh_now() + timeout;
+
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    return lh_fail("%s: pipe2: %s (the environment, not the implementation)",
+                   what, strerror(errno));
+  pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    close(fds[0]);
+    close(fds[1]);
+    return lh_fail("%s: fork: %s (the environment, not the implementation)",
+                   what, strerror(err));
+  }
+  if (pid == 0) {
+    /* The child: no Criterion, no atexit handlers (_exit). */
+    char reason[512] = "";
+    int ok;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(fds[0]);
+    ok = fn(arg, reason, sizeof reason);
+    if (write(fds[1], reason, strlen(reason)) < 0) {
+      /* nothing to do: the parent reports the exit status alone */
+    }
+    _exit(ok ? 0 : 1);
+  }
+  close(fds[1]);
+  /* The pipe reaches EOF when the child exits: an event, so no sleeping. */
+  pfd.fd = fds[0];
+  pfd.events = POLLIN;
+  for (;;) {
+    double left = deadline - lh_now();
+    int n;
+    ssize_t r;
+    if (left <= 0) {
+      timed_out = 1;
+      break;
+    }
+    n = poll(&pfd, 1, (int)(left * 1000) + 1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      timed_out = n == 0;
+      break;
+    }
+    r = read(fds[0], why + got, sizeof why - 1 - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break; /* EOF: the child is gone */
+    got += (size_t)r;
+    if (got >= sizeof why - 1)
+      break;
+  }
+  why[got] = '\0';
+  close(fds[0]);
+  if (timed_out)
+    kill(pid, SIGKILL);
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out)
+    return lh_fail("%s: the child process did not finish within %.1f s "
+                   "(killed)",
+                   what, timeout);
+  if (WIFSIGNALED(status))
+    return lh_fail("%s: the child process died of signal %d%s%s", what,
+                   WTERMSIG(status), got ? ": " : "", why);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return lh_fail("%s: in the child: %s", what,
+                   got ? why : "failed without a reason");
+  return 1;
+}
+
 /* --- baseline and leak checks ------------------------------------------------ */
 
 #define LH_MAX_BASE_FDS 1024
@@ -782,6 +866,11 @@ static int list_fds(int *out, int max) {
       out[j - 1] = t;
     }
   return n;
+}
+
+int lh_fd_count(void) {
+  int fds[LH_MAX_BASE_FDS];
+  return list_fds(fds, LH_MAX_BASE_FDS);
 }
 
 static int count_threads(void) {

@@ -195,10 +195,21 @@ int lh_run_in_thread(void (*fn)(void *), void *arg, const char *what);
 int lh_run_in_loop(lspec_loop *l, void (*fn)(void *), void *arg,
                    double timeout, const char *what);
 /* Starts fn(arg) in a pthread (soft mode) without joining; join with
- * lh_thread_join.  For tests that need a thread running concurrently. */
+ * lh_thread_join, which also reports the failures recorded in the thread.
+ * For tests that need a thread running concurrently with the test. */
 typedef struct lh_thread lh_thread;
 lh_thread *lh_thread_start(void (*fn)(void *), void *arg, const char *what);
 int lh_thread_join(lh_thread *t, const char *what);
+/* Runs fn in a forked child (the test's process, copied).  The child must
+ * not call Criterion or any lh_check*: fn returns 1 for pass or 0 with a
+ * reason written into why[0..len); the child then _exit()s.  The parent waits
+ * for the child (at most `timeout` seconds, then kills it), reaps it, and
+ * reports a failure with the child's reason.  Returns 1 if the child
+ * passed. */
+int lh_in_child(int (*fn)(void *arg, char *why, size_t len), void *arg,
+                double timeout, const char *what);
+/* The number of file descriptors open in the process now. */
+int lh_fd_count(void);
 /* Polls cond(arg) every millisecond until it is nonzero or `timeout`
  * seconds pass (for states no event announces, e.g. "the loop is running").
  * Returns 1 if it became true. */

@@ -129,8 +129,10 @@ class Steps(unittest.TestCase):
             "l = new_event_loop()\nloop_close(l) extra": "unexpected",
             "x = loop_close(y)": "gives no value",
             "l = new_event_loop()\nx = loop_close(l)": "gives no value",
-            "l = new_event_loop()\nloop_run_until(l, count(c) >= 1, 5)":
+            "l = new_event_loop()\neq(count(c), 1)":
                 "unknown variable 'c'",
+            "l = new_event_loop()\nloop_run_until(l, count(l) >= 1, 5)":
+                "'l' is a loop, expected counter",
             "l = new_event_loop()\nloop_add_signal_handler(l, SIGFOO, c)":
                 "expected a signal name",
             "write(1, 'x'": "expected ')'",
