@@ -108,3 +108,41 @@ LH_TEST(loop, fork_child_has_no_running_loop) {
   lh_run_in_loop(ps.loop, fork_in_callback, &ps, 5.0,
                  "a callback that forks");
 }
+
+/* --- a fork from a thread that is not the main thread (LOOP-003) ---------- */
+
+struct thread_fork {
+  int want; /* LSPEC_OK (3.9+) or LSPEC_E_RUNTIME (3.8) */
+};
+
+static int child_of_thread(void *arg, char *why, size_t len) {
+  struct thread_fork *tf = arg;
+  lspec_loop *got = NULL;
+  int rc = lh_impl->get_event_loop(&got);
+  if (rc != tf->want || (rc == LSPEC_OK) != (got != NULL)) {
+    snprintf(why, len, "get_event_loop() in a child forked from a non-main "
+             "thread gave %s (%p), expected %s; last_error: \"%s\"",
+             lh_status_name(rc), (void *)got, lh_status_name(tf->want),
+             rc < 0 ? lh_impl->last_error() : "");
+    return 0;
+  }
+  return 1;
+}
+
+static void fork_from_thread(void *arg) {
+  lh_in_child(child_of_thread, arg, 5.0,
+              "fork from a non-main thread, then get_event_loop() in the "
+              "child");
+}
+
+/*--- test: fork_from_thread_child_is_main clauses: [LOOP-FORK-004] timeout: 10 ---*/
+LH_TEST(loop, fork_from_thread_child_is_main) {
+  static struct thread_fork tf = {LSPEC_OK};
+  lh_run_in_thread(fork_from_thread, &tf, "a thread that forks");
+}
+
+/*--- test: fork_from_thread_child_not_main_3_8 clauses: [LOOP-FORK-005] timeout: 10 ---*/
+LH_TEST(loop, fork_from_thread_child_not_main_3_8) {
+  static struct thread_fork tf = {LSPEC_E_RUNTIME};
+  lh_run_in_thread(fork_from_thread, &tf, "a thread that forks");
+}

@@ -141,6 +141,7 @@ static _Thread_local int soft_mode;
 /* The first failure recorded in soft mode, reported by the test's thread. */
 static pthread_mutex_t soft_lock = PTHREAD_MUTEX_INITIALIZER;
 static int soft_failures;
+static int soft_unresolved; /* the first soft failure is the environment's */
 static char soft_message[2304];
 
 const struct lh_test *lh_current_test(void) { return current; }
@@ -211,6 +212,26 @@ int lh_fail(const char *fmt, ...) {
   return 0;
 }
 
+int lh_unresolved(const char *fmt, ...) {
+  char body[1500];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(body, sizeof body, fmt, ap);
+  va_end(ap);
+  if (soft_mode) {
+    pthread_mutex_lock(&soft_lock);
+    if (soft_failures++ == 0) {
+      snprintf(soft_message, sizeof soft_message, "%s", body);
+      soft_unresolved = 1;
+    }
+    pthread_mutex_unlock(&soft_lock);
+    return 0;
+  }
+  finished = 1; /* cr_skip does not run .fini */
+  cr_skip("UNRESOLVED: %s%s", clause_prefix, body);
+  return 0;
+}
+
 int lh_check(int cond, const char *what, const char *fmt, ...) {
   char body[1500];
   va_list ap;
@@ -226,12 +247,14 @@ int lh_check(int cond, const char *what, const char *fmt, ...) {
  * `before` (the count when the block started). */
 static int report_soft(int before, const char *what) {
   char message[sizeof soft_message];
-  int n;
+  int n, unresolved;
   pthread_mutex_lock(&soft_lock);
   n = soft_failures;
+  unresolved = soft_unresolved;
   snprintf(message, sizeof message, "%s", soft_message);
   if (!soft_mode && n > before) {
     soft_failures = 0; /* reported now */
+    soft_unresolved = 0;
     soft_message[0] = '\0';
   }
   pthread_mutex_unlock(&soft_lock);
@@ -239,6 +262,8 @@ static int report_soft(int before, const char *what) {
     return 1;
   if (soft_mode)
     return 0; /* already recorded; the outer block reports it */
+  if (unresolved)
+    return lh_unresolved("%s (in the block started by: %s)", message, what);
   /* The message already carries the clause prefix. */
   {
     static char full[sizeof soft_message + 1024];
@@ -391,8 +416,7 @@ static void track_fd(int fd) {
 
 int lh_pipe(int fds[2], const char *what) {
   if (pipe2(fds, O_CLOEXEC) != 0)
-    return lh_fail("%s: pipe2: %s (the environment, not the implementation)",
-                   what, strerror(errno));
+    return lh_unresolved("%s: pipe2: %s", what, strerror(errno));
   track_fd(fds[0]);
   track_fd(fds[1]);
   return 1;
@@ -672,9 +696,7 @@ lh_thread *lh_thread_start(void (*fn)(void *), void *arg, const char *what) {
   err = pthread_create(&t->tid, NULL, thread_main, t);
   if (err != 0) {
     free(t);
-    lh_fail("%s: pthread_create: %s (the environment, not the "
-            "implementation)",
-            what, strerror(err));
+    lh_unresolved("%s: pthread_create: %s", what, strerror(err));
     return NULL;
   }
   return t;
@@ -763,15 +785,13 @@ int lh_in_child(int (*fn)(void *arg, char *why, size_t len), void *arg,
   double deadline = lh_now() + timeout;
 
   if (pipe2(fds, O_CLOEXEC) != 0)
-    return lh_fail("%s: pipe2: %s (the environment, not the implementation)",
-                   what, strerror(errno));
+    return lh_unresolved("%s: pipe2: %s", what, strerror(errno));
   pid = fork();
   if (pid < 0) {
     int err = errno;
     close(fds[0]);
     close(fds[1]);
-    return lh_fail("%s: fork: %s (the environment, not the implementation)",
-                   what, strerror(err));
+    return lh_unresolved("%s: fork: %s", what, strerror(err));
   }
   if (pid == 0) {
     /* The child: no Criterion, no atexit handlers (_exit). */

@@ -113,6 +113,10 @@ int lh_check_warned(int category, const char *substr, int want,
 int lh_check(int cond, const char *what, const char *fmt, ...) LH_PRINTF(3, 4);
 /* Records or raises a failure; always returns 0. */
 int lh_fail(const char *fmt, ...) LH_PRINTF(1, 2);
+/* The environment, not the implementation, failed (pipe, fork or thread
+ * creation refused): the test ends as UNRESOLVED (a skip whose message
+ * starts "UNRESOLVED: ") rather than FAIL.  Soft in blocks, like a check. */
+int lh_unresolved(const char *fmt, ...) LH_PRINTF(1, 2);
 
 /* Status-only convenience: LH_OK(lh_impl->loop_close(l)). */
 #define LH_OK(expr) lh_expect((expr), LSPEC_OK, NULL, #expr)
