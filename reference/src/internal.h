@@ -92,6 +92,8 @@ LSPEC__HIDDEN void lspec__loop_retain(lspec_loop *loop);
 LSPEC__HIDDEN void lspec__loop_release(lspec_loop *loop);
 /* The loop running in the calling thread (borrowed), or NULL. */
 LSPEC__HIDDEN lspec_loop *lspec__loop_running(void);
+/* In a fork's child: the forking thread no longer has a running loop. */
+LSPEC__HIDDEN void lspec__loop_after_fork_child(void);
 
 /* --- policies (policy.c) ----------------------------------------------- */
 

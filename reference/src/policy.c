@@ -317,12 +317,25 @@ static int can_use_pidfd(void) {
 #endif
 }
 
+/* Set in the child of a fork made from a thread other than the main one. */
+static int forked_from_non_main;
+
+/* Whether CPython's policy would see the calling thread as the main thread.
+ * 3.9+ compare with threading.main_thread(), which a fork's child resets to
+ * the forking thread: the OS's view (lspec__is_main_thread).  3.8 tests the
+ * thread object's class, so a child forked from a non-main thread has no
+ * main thread at all. */
+static int policy_main_thread(void) {
+  if (!lspec__is_main_thread())
+    return 0;
+  return !(forked_from_non_main && lspec__profile() == LSPEC_PROFILE_3_8);
+}
+
 /* The name CPython's RuntimeError message gives the calling thread. */
 static void thread_name(char *buf, size_t size) {
-  if (lspec__is_main_thread() ||
+  if (policy_main_thread() ||
       pthread_getname_np(pthread_self(), buf, size) != 0 || buf[0] == '\0')
-    snprintf(buf, size, "%s",
-             lspec__is_main_thread() ? "MainThread" : "Thread");
+    snprintf(buf, size, "%s", policy_main_thread() ? "MainThread" : "Thread");
 }
 
 static int base_new_event_loop(lspec_policy *self, lspec_loop **out) {
@@ -367,7 +380,7 @@ static int base_set_event_loop(lspec_policy *self, lspec_loop *loop) {
     lspec__loop_release(old);
 
   /* The Unix policy attaches its watcher, in the main thread only. */
-  if (lspec__is_main_thread()) {
+  if (policy_main_thread()) {
     pthread_mutex_lock(&self->watcher_lock);
     w = self->watcher;
     if (w)
@@ -402,7 +415,7 @@ static int base_get_event_loop(lspec_policy *self, lspec_loop **out) {
     *out = loop;
     return LSPEC_OK;
   }
-  if (!set_called && lspec__is_main_thread()) {
+  if (!set_called && policy_main_thread()) {
     /* 3.12 warns just before it creates the loop. */
     if (lspec__profile() >= LSPEC_PROFILE_3_12)
       lspec__warn(LSPEC_WARN_DEPRECATION, "There is no current event loop");
@@ -449,7 +462,7 @@ static int base_get_child_watcher(lspec_policy *self, lspec_watcher **out) {
     rc = lspec__watcher_new(kind, &self->watcher);
     /* 3.8-3.10 also attach the new watcher to the main thread's loop. */
     if (rc == LSPEC_OK && profile <= LSPEC_PROFILE_3_10 &&
-        lspec__is_main_thread()) {
+        policy_main_thread()) {
       pthread_mutex_lock(&ctx_lock);
       c = find_ctx(self, 0);
       loop = c ? c->loop : NULL;
@@ -711,4 +724,59 @@ int lspec__set_child_watcher(lspec_watcher *watcher) {
   rc = lspec__policy_set_child_watcher(p, watcher);
   lspec__policy_release(p);
   return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Fork.                                                                     */
+/*                                                                            */
+/* The policy's locks are taken around fork() so that the child never        */
+/* inherits one held by a thread that does not exist there.  In the child:   */
+/* the forking thread has no running loop (every version); from 3.12 the     */
+/* process-wide policy forgets every thread's context, as CPython's          */
+/* register_at_fork hook gives it a fresh _local, so the child's main thread */
+/* makes its own loop; before 3.12 the child keeps the parent's current      */
+/* loop objects.                                                             */
+/* ------------------------------------------------------------------------ */
+
+static int fork_from_main; /* prepare's view of the forking thread */
+
+static void fork_prepare(void) {
+  fork_from_main = lspec__is_main_thread();
+  pthread_mutex_lock(&global_lock);
+  pthread_mutex_lock(&ctx_lock);
+}
+
+static void fork_parent(void) {
+  pthread_mutex_unlock(&ctx_lock);
+  pthread_mutex_unlock(&global_lock);
+}
+
+static void fork_child(void) {
+  struct ctx *c, *next, *dead = NULL;
+
+  /* The child's only thread is the one that forked and owns both locks. */
+  pthread_mutex_unlock(&ctx_lock);
+  pthread_mutex_unlock(&global_lock);
+  if (!fork_from_main)
+    forked_from_non_main = 1;
+  lspec__loop_after_fork_child();
+  if (global_policy == NULL || lspec__profile() < LSPEC_PROFILE_3_12)
+    return;
+  for (c = global_policy->contexts; c != NULL; c = next) {
+    next = c->p_next;
+    unlink_ctx(c);
+    c->p_next = dead;
+    dead = c;
+  }
+  for (c = dead; c != NULL; c = next) {
+    next = c->p_next;
+    if (c->loop)
+      lspec__loop_release(c->loop);
+    free(c);
+  }
+}
+
+/* Registered once, when the library is loaded. */
+__attribute__((constructor)) static void register_fork_handlers(void) {
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
