@@ -54,6 +54,17 @@ static double monotonic_now(void) {
 
 lspec_loop *lspec__loop_running(void) { return running_loop; }
 
+/* Called by policy.c's fork handler in the child, whose only thread is the
+ * one that forked: a loop it was running in the parent is not running in
+ * the child (CPython: the pid check of _get_running_loop up to 3.11,
+ * _after_fork from 3.12).  The loop object itself is the parent's copy and
+ * still says it is running; only the thread's running loop is cleared, as
+ * CPython does. */
+void lspec__loop_after_fork_child(void) {
+  running_loop = NULL;
+  lspec__signal_after_fork_child();
+}
+
 int lspec__loop_check_handle(const void *h) {
   if (lspec__kind_of(h) == LSPEC__KIND_LOOP)
     return LSPEC_OK;
@@ -703,8 +714,8 @@ static void run_ready(lspec_loop *loop, size_t count) {
 }
 
 /* One iteration: CPython's _run_once.  `deadline` (loop time, +inf for
- * none) bounds the wait, for run_until.  Returns LSPEC_OK, or LSPEC_E_OS if
- * the backend failed.
+ * none) bounds the wait, for run_until; `nowait` makes the wait a mere
+ * look.  Returns LSPEC_OK, or LSPEC_E_OS if the backend failed.
  *
  * Re-entrancy rule.  Callbacks may schedule, cancel, add and remove readers
  * and signal handlers, and stop the loop, while this function walks its
@@ -720,7 +731,7 @@ static void run_ready(lspec_loop *loop, size_t count) {
  *   C. the n_due timers moved from the heap behind the handles of A.
  * A and C re-check each handle's state when its turn comes, so a callback
  * cancelled by an earlier one does not run. */
-static int run_once(lspec_loop *loop, double deadline) {
+static int run_once(lspec_loop *loop, double deadline, int nowait) {
   struct lspec__event *ev;
   struct lspec__timer *t;
   struct lspec__fired *f;
@@ -732,7 +743,7 @@ static int run_once(lspec_loop *loop, double deadline) {
   /* How long may the wait block?  Not at all if something is ready or the
    * loop is stopping; until the first timer or the deadline otherwise. */
   pthread_mutex_lock(&loop->lock);
-  if (loop->nready > 0 || atomic_load(&loop->stopping)) {
+  if (nowait || loop->nready > 0 || atomic_load(&loop->stopping)) {
     timeout = 0;
   } else if ((t = lspec__heap_top(&loop->timers)) == NULL &&
              !isfinite(deadline)) {
@@ -817,7 +828,7 @@ static int run_once(lspec_loop *loop, double deadline) {
 static int run(lspec_loop *loop, int forever, lspec_predicate pred, void *arg,
                double timeout) {
   double deadline = INFINITY;
-  int rc, expected = 0;
+  int rc, expected = 0, nowait;
 
   if ((rc = lspec__loop_check_handle(loop)) ||
       (rc = lspec__loop_check_closed(loop)))
@@ -843,8 +854,12 @@ static int run(lspec_loop *loop, int forever, lspec_predicate pred, void *arg,
 
   lspec__loop_retain(loop);
   running_loop = loop;
+  /* A predicate that already holds still gets its one iteration, but that
+   * iteration does not block: CPython's run_until_complete on a future that
+   * is already done behaves the same way. */
+  nowait = pred != NULL && pred(arg);
   for (;;) {
-    if ((rc = run_once(loop, deadline)) != LSPEC_OK)
+    if ((rc = run_once(loop, deadline, nowait)) != LSPEC_OK)
       break;
     if (pred != NULL && pred(arg))
       break; /* rc is LSPEC_OK */
@@ -876,8 +891,10 @@ int lspec__loop_run_forever(lspec_loop *loop) {
   return run(loop, 1, NULL, NULL, -1.0);
 }
 
-/* run_until(pred, arg, timeout): see run().  Returns LSPEC_OK when pred held
- * after an iteration (or, with pred NULL, when the timeout elapsed),
+/* run_until(pred, arg, timeout): see run().  pred is checked after each
+ * iteration, and once before the first, which then does not block if pred
+ * holds already.  Returns LSPEC_OK when pred held after an iteration (or,
+ * with pred NULL, when the timeout elapsed),
  * LSPEC_E_TIMEOUT when the deadline passed first, LSPEC_E_RUNTIME when
  * stop() ended the run first; pred is checked first, then stop, then the
  * deadline. */

@@ -187,4 +187,9 @@ LSPEC__HIDDEN void lspec__signal_close_loop(lspec_loop *loop);
  * `loop` since the last call: one call per delivery. */
 LSPEC__HIDDEN void lspec__signal_dispatch(lspec_loop *loop);
 
+/* In a fork's child (single-threaded): makes the signal lock usable again
+ * and, from profile 3.12, stops signal handlers from writing to eventfds
+ * the child shares with its parent (CPython's set_wakeup_fd(-1)). */
+LSPEC__HIDDEN void lspec__signal_after_fork_child(void);
+
 #endif /* LSPEC_REFERENCE_LOOP_H */

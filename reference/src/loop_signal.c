@@ -252,3 +252,19 @@ void lspec__signal_dispatch(lspec_loop *loop) {
     }
   }
 }
+
+void lspec__signal_after_fork_child(void) {
+  int sig;
+
+  /* Another thread may have held the lock when the parent forked; it does
+   * not exist here, so the lock is made anew (its tables are consistent
+   * unless that thread was half way through an add or remove). */
+  pthread_mutex_init(&sig_lock, NULL);
+  if (lspec__profile() < LSPEC_PROFILE_3_12)
+    return;
+  /* The eventfds are the parent's too: a signal sent to the child must not
+   * wake the parent's loop.  The handlers stay installed and keep counting,
+   * as CPython's C-level handler keeps tripping its flags. */
+  for (sig = 1; sig < NSIG; sig++)
+    atomic_store(&sig_wakefd[sig], 0);
+}
