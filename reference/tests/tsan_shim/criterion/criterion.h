@@ -1,0 +1,82 @@
+/* tsan_shim/criterion/criterion.h - a stand-in for the part of Criterion
+ * 2.4's API that reference/tests use, for ThreadSanitizer builds only.
+ *
+ * Criterion cannot start under ThreadSanitizer: BoxFort looks for room for
+ * its inheritable arena inside address ranges TSan reserves, and aborts
+ * with "Could not initialize inheritable arena" (Snaipe/Criterion#274,
+ * open).  So the tsan build compiles the same test sources against this
+ * header instead, and runner.c runs every test in a forked child with a
+ * timeout, as Criterion runs each in its own worker.
+ *
+ * Supported: Test() and TestSuite() with .init, .fini, .timeout,
+ * .disabled, .signal and .exit_code; cr_assert with the typed comparisons
+ * of <criterion/new/assert.h>.  Anything else fails to compile, which is
+ * the point: a test that needs more is left out of the tsan build (see
+ * reference/tests/CMakeLists.txt).
+ */
+#ifndef LSPEC_TSAN_SHIM_CRITERION_H
+#define LSPEC_TSAN_SHIM_CRITERION_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Options of a suite or a test (Criterion's field names). */
+struct lt_shim_options {
+  void (*init)(void); /* runs before the test, in its process */
+  void (*fini)(void); /* runs after a test that returned */
+  double timeout;     /* seconds; 0 = the runner's default */
+  int disabled;       /* skip */
+  int signal;         /* the test must die of this signal */
+  int exit_code;      /* the test must exit with this status */
+  const char *description;
+};
+
+struct lt_shim_test {
+  const char *suite;              /* suite name */
+  const char *name;               /* test name */
+  void (*fn)(void);               /* the body */
+  struct lt_shim_options options; /* the test's own options */
+  struct lt_shim_test *next;      /* registration list */
+};
+
+struct lt_shim_suite {
+  const char *name;               /* suite name */
+  struct lt_shim_options options; /* the suite's options */
+  struct lt_shim_suite *next;     /* registration list */
+};
+
+void lt_shim_register_test(struct lt_shim_test *t);
+void lt_shim_register_suite(struct lt_shim_suite *s);
+void lt_shim_fail(const char *file, int line, const char *expr,
+                  const char *fmt, ...) __attribute__((noreturn,
+                                                       format(printf, 4, 5)));
+
+#define TestSuite(suite, ...)                                                  \
+  static struct lt_shim_suite lt_shim_suite_##suite = {                        \
+      #suite, {__VA_ARGS__}, NULL};                                            \
+  __attribute__((constructor)) static void lt_shim_suite_ctor_##suite(void) { \
+    lt_shim_register_suite(&lt_shim_suite_##suite);                           \
+  }                                                                            \
+  extern int lt_shim_semicolon_##suite
+
+#define Test(suite, name, ...)                                                 \
+  static void lt_shim_fn_##suite##_##name(void);                              \
+  static struct lt_shim_test lt_shim_test_##suite##_##name = {                 \
+      #suite, #name, lt_shim_fn_##suite##_##name, {__VA_ARGS__}, NULL};        \
+  __attribute__((constructor)) static void                                     \
+      lt_shim_ctor_##suite##_##name(void) {                                    \
+    lt_shim_register_test(&lt_shim_test_##suite##_##name);                     \
+  }                                                                            \
+  static void lt_shim_fn_##suite##_##name(void)
+
+/* cr_assert(condition, "format", ...): the message is mandatory, as the
+ * project's rules require anyway. */
+#define cr_assert(cond, ...)                                                   \
+  do {                                                                         \
+    if (!(cond))                                                               \
+      lt_shim_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                    \
+  } while (0)
+
+#endif /* LSPEC_TSAN_SHIM_CRITERION_H */
