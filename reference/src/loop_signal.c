@@ -260,7 +260,9 @@ void lspec__signal_after_fork_child(void) {
    * not exist here, so the lock is made anew (its tables are consistent
    * unless that thread was half way through an add or remove). */
   pthread_mutex_init(&sig_lock, NULL);
-  if (lspec__profile() < LSPEC_PROFILE_3_12)
+  /* The table's get_profile reads the profile without freezing it:
+   * forking must not fix the profile of a child that has not chosen yet. */
+  if (lspec_impl_v1()->get_profile() < LSPEC_PROFILE_3_12)
     return;
   /* The eventfds are the parent's too: a signal sent to the child must not
    * wake the parent's loop.  The handlers stay installed and keep counting,

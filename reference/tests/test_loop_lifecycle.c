@@ -324,3 +324,17 @@ ONE_TEST(loop_life, a_forked_child_has_no_running_loop) {
             "get_running_loop in the child must fail");
   lt_free_loop(loop);
 }
+
+ONE_TEST(loop_life, fork_does_not_freeze_the_profile_of_the_child) {
+  pid_t pid;
+  int status = -1;
+  (void)backend;
+  pid = fork();
+  if (pid == 0)
+    _exit(I->set_profile(LSPEC_PROFILE_3_8) == LSPEC_OK ? CHILD_PASS
+                                                        : CHILD_FAIL);
+  cr_assert(lt(int, 0, pid), "fork");
+  waitpid(pid, &status, 0);
+  cr_assert(eq(int, WEXITSTATUS(status), CHILD_PASS),
+            "the child may still choose its profile");
+}
