@@ -306,8 +306,9 @@ static void fork_inside(void *arg) {
   if (pid == 0) {
     /* The child's only thread forked from inside a callback: no loop runs
      * here, so get_running_loop fails. */
-    _exit(I->get_running_loop(&running) == LSPEC_E_RUNTIME ? CHILD_PASS
-                                                           : CHILD_FAIL);
+    lt_child_exit(I->get_running_loop(&running) == LSPEC_E_RUNTIME
+                      ? CHILD_PASS
+                      : CHILD_FAIL);
   }
   if (pid > 0)
     waitpid(pid, status, 0);
@@ -331,8 +332,8 @@ ONE_TEST(loop_life, fork_does_not_freeze_the_profile_of_the_child) {
   (void)backend;
   pid = fork();
   if (pid == 0)
-    _exit(I->set_profile(LSPEC_PROFILE_3_8) == LSPEC_OK ? CHILD_PASS
-                                                        : CHILD_FAIL);
+    lt_child_exit(I->set_profile(LSPEC_PROFILE_3_8) == LSPEC_OK ? CHILD_PASS
+                                                                : CHILD_FAIL);
   cr_assert(lt(int, 0, pid), "fork");
   waitpid(pid, &status, 0);
   cr_assert(eq(int, WEXITSTATUS(status), CHILD_PASS),
