@@ -81,6 +81,32 @@ static void unlink_ctx(struct ctx *c) {
     c->t_next->t_prev = c->t_prev;
 }
 
+/* Frees contexts already unlinked and chained through p_next, dropping the
+ * reference each held on its loop.  Called without ctx_lock: a loop's last
+ * release closes it. */
+static void free_contexts(struct ctx *dead) {
+  struct ctx *next;
+  for (; dead != NULL; dead = next) {
+    next = dead->p_next;
+    if (dead->loop)
+      lspec__loop_release(dead->loop);
+    free(dead);
+  }
+}
+
+/* Unlinks every context of policy `p` and returns them chained through
+ * p_next, for free_contexts.  Called with ctx_lock held. */
+static struct ctx *take_policy_contexts(lspec_policy *p) {
+  struct ctx *c, *next, *dead = NULL;
+  for (c = p->contexts; c != NULL; c = next) {
+    next = c->p_next;
+    unlink_ctx(c);
+    c->p_next = dead;
+    dead = c;
+  }
+  return dead;
+}
+
 /* Runs when a thread that used a policy exits: its loops lose the reference
  * the context held, as a threading.local's values do. */
 static void thread_exit(void *value) {
@@ -91,16 +117,11 @@ static void thread_exit(void *value) {
   for (c = t->head; c != NULL; c = next) {
     next = c->t_next;
     unlink_ctx(c);
-    c->t_next = dead; /* reuse the link to collect them */
+    c->p_next = dead;
     dead = c;
   }
   pthread_mutex_unlock(&ctx_lock);
-  for (c = dead; c != NULL; c = next) {
-    next = c->t_next;
-    if (c->loop)
-      lspec__loop_release(c->loop);
-    free(c);
-  }
+  free_contexts(dead);
   free(t);
 }
 
@@ -205,22 +226,12 @@ static int new_policy(int base, const struct lspec_policy_methods *m,
 }
 
 static void destroy_policy(lspec_policy *p) {
-  struct ctx *c, *next, *dead = NULL;
+  struct ctx *dead;
 
   pthread_mutex_lock(&ctx_lock);
-  for (c = p->contexts; c != NULL; c = next) {
-    next = c->p_next;
-    unlink_ctx(c);
-    c->p_next = dead;
-    dead = c;
-  }
+  dead = take_policy_contexts(p);
   pthread_mutex_unlock(&ctx_lock);
-  for (c = dead; c != NULL; c = next) {
-    next = c->p_next;
-    if (c->loop)
-      lspec__loop_release(c->loop);
-    free(c);
-  }
+  free_contexts(dead);
   if (p->watcher)
     lspec__watcher_release(p->watcher);
   if (p->m.destroy)
@@ -529,71 +540,39 @@ static int base_set_child_watcher(lspec_policy *self, lspec_watcher *w) {
     *(out) = NULL;                                                             \
   } while (0)
 
-int lspec__policy_get_event_loop(lspec_policy *p, lspec_loop **out) {
-  CHECK_POLICY_OUT(p, out, "get_event_loop");
-  if (p->m.get_event_loop)
-    return p->m.get_event_loop(p->user, p, out);
-  return base_get_event_loop(p, out);
-}
+/* Each method, for a method handing out a handle (OUT) or taking one (IN):
+ * the dispatching entry and the super entry. */
+#define DISPATCH_OUT(name, type)                                               \
+  int lspec__policy_##name(lspec_policy *p, type **out) {                      \
+    CHECK_POLICY_OUT(p, out, #name);                                           \
+    if (p->m.name)                                                             \
+      return p->m.name(p->user, p, out);                                       \
+    return base_##name(p, out);                                                \
+  }                                                                            \
+  int lspec__policy_super_##name(lspec_policy *self, type **out) {             \
+    CHECK_POLICY_OUT(self, out, "super " #name);                               \
+    return base_##name(self, out);                                             \
+  }
 
-int lspec__policy_set_event_loop(lspec_policy *p, lspec_loop *loop) {
-  int rc = check_policy(p);
-  if (rc)
-    return rc;
-  if (p->m.set_event_loop)
-    return p->m.set_event_loop(p->user, p, loop);
-  return base_set_event_loop(p, loop);
-}
+#define DISPATCH_IN(name, type)                                                \
+  int lspec__policy_##name(lspec_policy *p, type *arg) {                       \
+    int rc = check_policy(p);                                                  \
+    if (rc != LSPEC_OK)                                                        \
+      return rc;                                                               \
+    if (p->m.name)                                                             \
+      return p->m.name(p->user, p, arg);                                       \
+    return base_##name(p, arg);                                                \
+  }                                                                            \
+  int lspec__policy_super_##name(lspec_policy *self, type *arg) {              \
+    int rc = check_policy(self);                                               \
+    return rc != LSPEC_OK ? rc : base_##name(self, arg);                       \
+  }
 
-int lspec__policy_new_event_loop(lspec_policy *p, lspec_loop **out) {
-  CHECK_POLICY_OUT(p, out, "new_event_loop");
-  if (p->m.new_event_loop)
-    return p->m.new_event_loop(p->user, p, out);
-  return base_new_event_loop(p, out);
-}
-
-int lspec__policy_get_child_watcher(lspec_policy *p, lspec_watcher **out) {
-  CHECK_POLICY_OUT(p, out, "get_child_watcher");
-  if (p->m.get_child_watcher)
-    return p->m.get_child_watcher(p->user, p, out);
-  return base_get_child_watcher(p, out);
-}
-
-int lspec__policy_set_child_watcher(lspec_policy *p, lspec_watcher *w) {
-  int rc = check_policy(p);
-  if (rc)
-    return rc;
-  if (p->m.set_child_watcher)
-    return p->m.set_child_watcher(p->user, p, w);
-  return base_set_child_watcher(p, w);
-}
-
-int lspec__policy_super_get_event_loop(lspec_policy *self, lspec_loop **out) {
-  CHECK_POLICY_OUT(self, out, "super get_event_loop");
-  return base_get_event_loop(self, out);
-}
-
-int lspec__policy_super_set_event_loop(lspec_policy *self, lspec_loop *loop) {
-  int rc = check_policy(self);
-  return rc ? rc : base_set_event_loop(self, loop);
-}
-
-int lspec__policy_super_new_event_loop(lspec_policy *self, lspec_loop **out) {
-  CHECK_POLICY_OUT(self, out, "super new_event_loop");
-  return base_new_event_loop(self, out);
-}
-
-int lspec__policy_super_get_child_watcher(lspec_policy *self,
-                                          lspec_watcher **out) {
-  CHECK_POLICY_OUT(self, out, "super get_child_watcher");
-  return base_get_child_watcher(self, out);
-}
-
-int lspec__policy_super_set_child_watcher(lspec_policy *self,
-                                          lspec_watcher *w) {
-  int rc = check_policy(self);
-  return rc ? rc : base_set_child_watcher(self, w);
-}
+DISPATCH_OUT(get_event_loop, lspec_loop)
+DISPATCH_IN(set_event_loop, lspec_loop)
+DISPATCH_OUT(new_event_loop, lspec_loop)
+DISPATCH_OUT(get_child_watcher, lspec_watcher)
+DISPATCH_IN(set_child_watcher, lspec_watcher)
 
 /* ------------------------------------------------------------------------ */
 /* The process-wide policy and the module-level functions.                   */
@@ -678,53 +657,37 @@ int lspec__get_event_loop(lspec_loop **out) {
   return rc;
 }
 
-int lspec__set_event_loop(lspec_loop *loop) {
-  lspec_policy *p;
-  int rc = lspec__get_event_loop_policy(&p);
-  if (rc)
-    return rc;
-  rc = lspec__policy_set_event_loop(p, loop);
-  lspec__policy_release(p);
-  return rc;
-}
+/* The other module-level functions call the same-named method of the
+ * current policy, holding a reference to it for the duration of the call. */
+#define DELEGATE_OUT(name, type)                                               \
+  int lspec__##name(type **out) {                                              \
+    lspec_policy *p;                                                           \
+    int rc = check_out(out, #name);                                            \
+    if (rc != LSPEC_OK)                                                        \
+      return rc;                                                               \
+    *out = NULL;                                                               \
+    if ((rc = lspec__get_event_loop_policy(&p)) != LSPEC_OK)                   \
+      return rc;                                                               \
+    rc = lspec__policy_##name(p, out);                                         \
+    lspec__policy_release(p);                                                  \
+    return rc;                                                                 \
+  }
 
-int lspec__new_event_loop(lspec_loop **out) {
-  lspec_policy *p;
-  int rc = check_out(out, "new_event_loop");
-  if (rc)
-    return rc;
-  *out = NULL;
-  rc = lspec__get_event_loop_policy(&p);
-  if (rc)
-    return rc;
-  rc = lspec__policy_new_event_loop(p, out);
-  lspec__policy_release(p);
-  return rc;
-}
+#define DELEGATE_IN(name, type)                                                \
+  int lspec__##name(type *arg) {                                               \
+    lspec_policy *p;                                                           \
+    int rc = lspec__get_event_loop_policy(&p);                                 \
+    if (rc != LSPEC_OK)                                                        \
+      return rc;                                                               \
+    rc = lspec__policy_##name(p, arg);                                         \
+    lspec__policy_release(p);                                                  \
+    return rc;                                                                 \
+  }
 
-int lspec__get_child_watcher(lspec_watcher **out) {
-  lspec_policy *p;
-  int rc = check_out(out, "get_child_watcher");
-  if (rc)
-    return rc;
-  *out = NULL;
-  rc = lspec__get_event_loop_policy(&p);
-  if (rc)
-    return rc;
-  rc = lspec__policy_get_child_watcher(p, out);
-  lspec__policy_release(p);
-  return rc;
-}
-
-int lspec__set_child_watcher(lspec_watcher *watcher) {
-  lspec_policy *p;
-  int rc = lspec__get_event_loop_policy(&p);
-  if (rc)
-    return rc;
-  rc = lspec__policy_set_child_watcher(p, watcher);
-  lspec__policy_release(p);
-  return rc;
-}
+DELEGATE_IN(set_event_loop, lspec_loop)
+DELEGATE_OUT(new_event_loop, lspec_loop)
+DELEGATE_OUT(get_child_watcher, lspec_watcher)
+DELEGATE_IN(set_child_watcher, lspec_watcher)
 
 /* ------------------------------------------------------------------------ */
 /* Fork.                                                                     */
@@ -752,28 +715,14 @@ static void fork_parent(void) {
 }
 
 static void fork_child(void) {
-  struct ctx *c, *next, *dead = NULL;
-
   /* The child's only thread is the one that forked and owns both locks. */
   pthread_mutex_unlock(&ctx_lock);
   pthread_mutex_unlock(&global_lock);
   if (!fork_from_main)
     forked_from_non_main = 1;
   lspec__loop_after_fork_child();
-  if (global_policy == NULL || lspec__profile() < LSPEC_PROFILE_3_12)
-    return;
-  for (c = global_policy->contexts; c != NULL; c = next) {
-    next = c->p_next;
-    unlink_ctx(c);
-    c->p_next = dead;
-    dead = c;
-  }
-  for (c = dead; c != NULL; c = next) {
-    next = c->p_next;
-    if (c->loop)
-      lspec__loop_release(c->loop);
-    free(c);
-  }
+  if (global_policy != NULL && lspec__profile() >= LSPEC_PROFILE_3_12)
+    free_contexts(take_policy_contexts(global_policy));
 }
 
 /* Registered once, when the library is loaded. */
