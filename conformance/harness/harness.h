@@ -31,6 +31,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "names.h"
 #include "registry.h"
 
 #if defined(__has_include)
@@ -81,14 +82,8 @@ int lh_profile(void);
 /* Pass as `want` to accept any failure status. */
 #define LH_ANY_ERROR 1
 
-/* "LSPEC_E_RUNTIME", or "status -99" for a code v1 does not define. */
-const char *lh_status_name(int status);
-/* "RuntimeError", "success", ... */
-const char *lh_status_class(int status);
-/* "readers", ... for one LSPEC_CAP_* bit. */
-const char *lh_cap_name(uint64_t bit);
-/* "DeprecationWarning", ... */
-const char *lh_warning_name(int category);
+/* The names of statuses, capabilities, warning categories, ...: names.h
+ * (lh_status_name(), lh_status_class(), lh_cap_name(), lh_warning_name()). */
 
 /* --- checks (hard in the test thread, soft in blocks; see above) -------- */
 

@@ -184,50 +184,55 @@ static void record_post_test(struct lr_test *t,
     lr_set_result(t, LR_PASS, NULL);
 }
 
-ReportHook(POST_TEST)(struct criterion_test_stats *st) {
+/* A test's final result, once its teardown has run. */
+static void record_post_fini(struct lr_test *t,
+                             const struct criterion_test_stats *st) {
+  if (t->state != LR_TESTED)
+    record_post_test(t, st);
+  /* A teardown's failed assertion (the harness's leak checks) makes the
+   * test FAIL, which Criterion itself does not do. */
+  if (!t->has_result || (t->result != LR_TIMEOUT && t->result != LR_CRASH))
+    fail_from_asserts(t, st->asserts);
+  t->state = LR_DONE;
+}
+
+/* A crash is final. */
+static void record_crash(struct lr_test *t,
+                         const struct criterion_test_stats *st) {
+  if (st->signal > 0)
+    lr_set_result(t, LR_CRASH, "killed by signal %d (%s)", st->signal,
+                  strsignal(st->signal));
+  else
+    lr_set_result(t, LR_CRASH, "the test process crashed");
+  t->state = LR_DONE;
+}
+
+/* What the result hooks share: during a run, with the run's lock held,
+ * hands the test of `st` to `record` unless it has no entry in the run or
+ * already has its final result. */
+static void record_result(const struct criterion_test_stats *st,
+                          void (*record)(struct lr_test *,
+                                         const struct criterion_test_stats *)) {
   struct lr_test *t;
   if (current == NULL)
     return;
   pthread_mutex_lock(&current->lock);
   t = test_of(st->test);
   if (t != NULL && t->state != LR_DONE)
-    record_post_test(t, st);
+    record(t, st);
   pthread_mutex_unlock(&current->lock);
+}
+
+ReportHook(POST_TEST)(struct criterion_test_stats *st) {
+  record_result(st, record_post_test);
 }
 
 ReportHook(POST_FINI)(struct criterion_test_stats *st) {
-  struct lr_test *t;
-  if (current == NULL)
-    return;
-  pthread_mutex_lock(&current->lock);
-  t = test_of(st->test);
-  if (t != NULL && t->state != LR_DONE) {
-    if (t->state != LR_TESTED)
-      record_post_test(t, st);
-    /* A teardown's failed assertion (the harness's leak checks) makes the
-     * test FAIL, which Criterion itself does not do. */
-    if (!t->has_result || (t->result != LR_TIMEOUT && t->result != LR_CRASH))
-      fail_from_asserts(t, st->asserts);
-    t->state = LR_DONE;
-  }
-  pthread_mutex_unlock(&current->lock);
+  record_result(st, record_post_fini);
 }
 
 ReportHook(TEST_CRASH)(struct criterion_test_stats *st) {
-  struct lr_test *t;
-  if (current == NULL)
-    return;
-  pthread_mutex_lock(&current->lock);
-  t = test_of(st->test);
-  if (t != NULL && t->state != LR_DONE) {
-    if (st->signal > 0)
-      lr_set_result(t, LR_CRASH, "killed by signal %d (%s)", st->signal,
-                    strsignal(st->signal));
-    else
-      lr_set_result(t, LR_CRASH, "the test process crashed");
-    t->state = LR_DONE;
-  }
-  pthread_mutex_unlock(&current->lock);
+  record_result(st, record_crash);
 }
 
 /* --- the outer time limit --------------------------------------------------

@@ -1,6 +1,7 @@
-/* names.c - the names loopspec-conform prints: results, capabilities, child
- * watcher kinds, custom-watcher values and profiles.  One table each, so the
- * text and JSON reports and the messages always agree. */
+/* names.c - the names only loopspec-conform prints: results and profiles.
+ * One table each, so the text and JSON reports and the messages always
+ * agree.  The ABI's names (capabilities, custom-watcher values, watcher
+ * kinds, statuses) are the harness's, in conformance/harness/names.c. */
 #include "runner.h"
 
 #include <stdlib.h>
@@ -32,52 +33,6 @@ const char *lr_result_name(enum lr_result r) {
 
 const char *lr_result_key(enum lr_result r) {
   return (unsigned)r < LR_NRESULTS ? result_keys[r] : "?";
-}
-
-/* Named after the LSPEC_CAP_ macros, without the prefix. */
-const struct lr_bit_name lr_cap_names[] = {
-    {LSPEC_CAP_POLICIES, "POLICIES"},
-    {LSPEC_CAP_CUSTOM_POLICY, "CUSTOM_POLICY"},
-    {LSPEC_CAP_LOOP, "LOOP"},
-    {LSPEC_CAP_LOOP_BACKEND_POLL, "LOOP_BACKEND_POLL"},
-    {LSPEC_CAP_READERS, "READERS"},
-    {LSPEC_CAP_SIGNALS, "SIGNALS"},
-    {LSPEC_CAP_CHILD_WATCHERS, "CHILD_WATCHERS"},
-    {LSPEC_CAP_SUBPROCESS, "SUBPROCESS"},
-    {LSPEC_CAP_THREAD_CHECKS, "THREAD_CHECKS"},
-};
-const size_t lr_ncap_names = sizeof lr_cap_names / sizeof lr_cap_names[0];
-
-const char *lr_custom_watchers_name(uint32_t value) {
-  switch (value) {
-  case LSPEC_CUSTOM_WATCHERS_SUPPORTED:
-    return "SUPPORTED";
-  case LSPEC_CUSTOM_WATCHERS_PROHIBITED:
-    return "PROHIBITED";
-  case LSPEC_CUSTOM_WATCHERS_IGNORED:
-    return "IGNORED";
-  default:
-    return "?";
-  }
-}
-
-const char *lr_watcher_kind_name(int kind) {
-  switch (kind) {
-  case LSPEC_WATCHER_THREADED:
-    return "THREADED";
-  case LSPEC_WATCHER_MULTILOOP:
-    return "MULTILOOP";
-  case LSPEC_WATCHER_SAFE:
-    return "SAFE";
-  case LSPEC_WATCHER_FAST:
-    return "FAST";
-  case LSPEC_WATCHER_PIDFD:
-    return "PIDFD";
-  case LSPEC_WATCHER_NATIVE:
-    return "NATIVE";
-  default:
-    return NULL;
-  }
 }
 
 const char *lr_profile_text(int profile, char *buf, size_t len) {

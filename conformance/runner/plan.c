@@ -128,11 +128,11 @@ static bool all_may(const struct lr_run *run, const struct lr_test *t) {
 static void cap_list(uint64_t caps, char *buf, size_t len) {
   size_t i, used = 0;
   buf[0] = '\0';
-  for (i = 0; i < lr_ncap_names && used < len; i++) {
-    if ((caps & lr_cap_names[i].bit) == 0)
+  for (i = 0; i < lh_ncap_names && used < len; i++) {
+    if ((caps & lh_cap_names[i].bit) == 0)
       continue;
     used += (size_t)snprintf(buf + used, len - used, "%sLSPEC_CAP_%s",
-                             used ? ", " : "", lr_cap_names[i].name);
+                             used ? ", " : "", lh_cap_names[i].macro);
   }
 }
 

@@ -146,6 +146,7 @@ static void json_implementation(const struct lr_run *run, FILE *f) {
   bool first = true, item;
   size_t i;
   int k;
+  const char *custom;
 
   fputc('{', f);
   json_key(f, &first, "name");
@@ -159,23 +160,24 @@ static void json_implementation(const struct lr_run *run, FILE *f) {
 
   json_key(f, &first, "capabilities");
   fputc('[', f);
-  for (i = 0, item = false; i < lr_ncap_names; i++)
-    if (impl->capabilities & lr_cap_names[i].bit) {
+  for (i = 0, item = false; i < lh_ncap_names; i++)
+    if (impl->capabilities & lh_cap_names[i].bit) {
       fputs(item ? ", " : "", f);
-      json_string(f, lr_cap_names[i].name);
+      json_string(f, lh_cap_names[i].macro);
       item = true;
     }
   fputc(']', f);
 
   json_key(f, &first, "custom_child_watchers");
-  json_string(f, lr_custom_watchers_name(impl->custom_child_watchers));
+  custom = lh_custom_watchers_name(impl->custom_child_watchers);
+  json_string(f, custom != NULL ? custom : "?");
 
   json_key(f, &first, "watcher_kinds");
   fputc('[', f);
   for (k = LSPEC_WATCHER_THREADED, item = false; k <= LSPEC_WATCHER_NATIVE; k++)
     if (impl->watcher_kinds & LSPEC_WATCHER_KIND_BIT(k)) {
       fputs(item ? ", " : "", f);
-      json_string(f, lr_watcher_kind_name(k));
+      json_string(f, lh_watcher_kind_name(k));
       item = true;
     }
   fputc(']', f);

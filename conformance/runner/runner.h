@@ -8,7 +8,8 @@
  *   execute.c       running the selected tests            (Criterion)
  *   report_text.c   the human report on stdout
  *   report_json.c   the JSON report
- *   names.c         names of results, capabilities, kinds and profiles
+ *   names.c         names of results and profiles (the ABI's names,
+ *                   capabilities and kinds, are the harness's: names.h)
  *   main.c          the order of things and the exit status
  * Only execute.c includes a Criterion header.
  */
@@ -23,6 +24,7 @@
 
 #include <loopspec/abi.h>
 
+#include "names.h"
 #include "registry.h"
 
 #define LR_PROGRAM "loopspec-conform"
@@ -87,16 +89,6 @@ const char *lr_profile_text(int profile, char *buf, size_t len);
 
 /* Parses "3.8" ... "3.12" (only those).  Returns the profile, or 0. */
 int lr_profile_parse(const char *text);
-
-/* Capability, watcher-kind and custom-watcher names. */
-struct lr_bit_name {
-  uint64_t bit;
-  const char *name;
-};
-extern const struct lr_bit_name lr_cap_names[];
-extern const size_t lr_ncap_names;
-const char *lr_custom_watchers_name(uint32_t value);
-const char *lr_watcher_kind_name(int kind);
 
 /* Where a test stands in its worker, as seen through Criterion's hooks. */
 enum lr_test_state {
