@@ -67,6 +67,8 @@ CATEGORIES = {
 SPY_METHODS = {m: f"LH_SPY_{m.upper()}" for m in
                ("get_event_loop", "set_event_loop", "new_event_loop",
                 "get_child_watcher", "set_child_watcher")}
+CHILD_MODES = {"EXIT": "LH_CHILD_EXIT", "SIGNAL": "LH_CHILD_SIGNAL",
+               "GATED": "LH_CHILD_GATED"}
 SIGNALS = {"SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT",
            "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2",
            "SIGPIPE", "SIGALRM", "SIGTERM", "SIGCHLD", "SIGCONT", "SIGSTOP",
@@ -109,6 +111,7 @@ STATUS_OPS = {
     "loop_add_reader": ["loop", "fd", "cb"],
     "loop_add_signal_handler": ["loop", "sig", "cb"],
     "watcher_attach_loop": ["watcher", "loop"],
+    "watcher_add_child_handler": ["watcher", "pid", "ccb"],
     "watcher_close": ["watcher"],
     "watcher_exit": ["watcher"],
 }
@@ -124,16 +127,21 @@ QUERIES = {
     "loop_is_closed": ["loop"],
     "loop_remove_reader": ["loop", "fd"],
     "loop_remove_signal_handler": ["loop", "sig"],
+    "watcher_remove_child_handler": ["watcher", "pid"],
     "watcher_is_active": ["watcher"],
     "watcher_kind": ["watcher"],
 }
 # Integer queries of the harness's own records.
-VALUE_QUERIES = {"count": 1, "calls": 2, "warnings": 1, "len": 1}
+VALUE_QUERIES = {"count": 1, "calls": 2, "warnings": 1, "len": 1,
+                 "called": 1, "returncode": 2, "sigchld_handled": 0}
 HELPERS = {"pipe": 2, "write": 2, "raise": 1, "clear_warnings": 0,
-           "policy_new_spy": 2, "policy_new_custom": 1, "loop_run_until": 3}
+           "policy_new_spy": 2, "policy_new_custom": 1, "loop_run_until": 3,
+           "spawn_child": 2, "spawn_sleeper": 0, "kill": 2, "reap": 1,
+           "release": 1, "loop_subprocess_exec": None}
 CHECKS = {"same": 2, "not_same": 2, "null": 1, "not_null": 1, "true": 1,
           "false": 1, "eq": 2, "trace": 1, "warned": (1, 2),
-          "not_warned": 1}
+          "not_warned": 1, "exited": 3, "killed": 3, "called_in_loop": 2,
+          "reaped": 1, "not_reaped": 1}
 RESERVED = {"none", "trace", "in_thread", "in_loop"}
 ALL_OPS = (set(GETTERS) | set(STATUS_OPS) | set(SCHEDULE_OPS) | set(QUERIES)
            | set(VALUE_QUERIES) | set(HELPERS) | set(CHECKS))
@@ -305,6 +313,7 @@ class Compiler:
         self.order = []       # declaration order of ctx fields
         self.funcs = []       # (c name, signature, lines)
         self.line = 0
+        self.kinds = set()    # watcher kinds the test needs
 
     # --- errors and locations ---
 
@@ -411,6 +420,34 @@ class Compiler:
         self.err(f"bad callback {describe(node)} (a counter name, "
                  "mark('x'), stop(l) or NULL)")
 
+    def pid(self, node, role):
+        """A pid: a child variable or an integer (1, 0, -1, ...)."""
+        if node[0] == "num" and re.match(r"^-?[0-9]+$", node[1]):
+            return node[1]
+        expr, _ = self.var(node, ("child",), role)
+        return expr
+
+    def recorder(self, node, role, bind=True):
+        """A recorder variable (declared by first use when bind)."""
+        if node[0] != "name" or node[1] in ("NULL", "none"):
+            self.err(f"{role}: expected a recorder name, found "
+                     f"{describe(node)}")
+        name = node[1]
+        if self.vars.get(name) not in (None, "recorder"):
+            self.err(f"{role}: {name!r} is a {self.vars[name]}, not a "
+                     "recorder")
+        if name not in self.vars and not bind:
+            self.err(f"unknown variable {name!r} ({role})")
+        return self.bind(name, "recorder")
+
+    def child_callback(self, node):
+        """A child-exit callback: a recorder (declared by first use) or
+        NULL.  Returns (C function, C argument)."""
+        if node == ("name", "NULL"):
+            return "NULL", "NULL"
+        expr = self.recorder(node, "child callback")
+        return "lh_record_cb", f"(void *)&{expr}"
+
     def arity(self, node, n):
         name, args = node[1], node[2]
         ok = len(args) in n if isinstance(n, tuple) else len(args) == n
@@ -445,6 +482,10 @@ class Compiler:
                     out.append(self.var(a, ("handle id",), role)[0])
             elif kind == "cb":
                 out.extend(self.callback(a))
+            elif kind == "pid":
+                out.append(self.pid(a, role))
+            elif kind == "ccb":
+                out.extend(self.child_callback(a))
             else:  # pragma: no cover
                 raise AssertionError(kind)
         return out
@@ -475,6 +516,18 @@ class Compiler:
             cat = self.const(node[2][0], CATEGORIES, "warnings()",
                              allow_int=False)
             return f"lh_warning_count({cat})", False
+        if name == "called":
+            self.arity(node, 1)
+            expr = self.recorder(node[2][0], "called()", bind=False)
+            return f"lh_recorder_calls(&{expr})", False
+        if name == "returncode":
+            self.arity(node, 2)
+            expr = self.recorder(node[2][0], "returncode()", bind=False)
+            pid = self.pid(node[2][1], "returncode() pid")
+            return f"lh_recorder_returncode(&{expr}, {pid})", False
+        if name == "sigchld_handled":
+            self.arity(node, 0)
+            return "lh_sigchld_handled()", False
         if name == "len":
             self.arity(node, 1)
             if node[2][0] != ("name", "trace"):
@@ -500,13 +553,19 @@ class Compiler:
                 if c[0] == "name" and c[1] not in self.vars:
                     self.bind(c[1], "counter")
                 expr, _ = self.var(c, ("counter",), "count()")
-                return (f"struct lh_goal g_ = {{&{expr}, {n}}};",
+                return (f"struct lh_goal g_ = {{&{expr}, {n}, NULL}};",
                         "lh_goal_pred", "&g_")
             if left == ("call", "len", [("name", "trace")]):
-                return (f"struct lh_goal g_ = {{NULL, {n}}};",
+                return (f"struct lh_goal g_ = {{NULL, {n}, NULL}};",
+                        "lh_goal_pred", "&g_")
+            if left[0] == "call" and left[1] == "called":
+                self.arity(left, 1)
+                expr = self.recorder(left[2][0], "called()")
+                return (f"struct lh_goal g_ = {{NULL, {n}, &{expr}}};",
                         "lh_goal_pred", "&g_")
         self.err(f"bad run_until goal {describe(node)} (write "
-                 "count(c) >= N, len(trace) >= N or none)")
+                 "count(c) >= N, called(rec) >= N, len(trace) >= N or "
+                 "none)")
 
     # --- statements ---
 
@@ -537,11 +596,22 @@ class Compiler:
         if name in GETTERS:
             kinds, typ = GETTERS[name]
             args = self.args(call, kinds)
+            if name == "watcher_new" and want == "LSPEC_OK":
+                # The test needs this kind; a platform that cannot offer it
+                # (pidfd on an old kernel) makes it UNRESOLVED.
+                a0 = call[2][0]
+                if a0[0] == "name" and a0[1] in KINDS:
+                    self.kinds.add(a0[1])
             ctype = HANDLE_TYPES[typ]
             out.append("{")
             out.append(f"  {ctype} *o_ = NULL;")
             out.append(f"  int rc_ = lh_impl->{name}("
                        + ", ".join(args + ["&o_"]) + ");")
+            if name == "watcher_new" and want == "LSPEC_OK":
+                out.append("  if (rc_ == LSPEC_E_UNAVAILABLE) { "
+                           "lh_unresolved(\"%s: the platform cannot offer "
+                           "this watcher kind: %s\", " + w + ", "
+                           "lh_impl->last_error()); return; }")
             out.append(f"  if (!lh_expect_out(rc_, {want}, {substr}, "
                        f"{TRACK_KIND[typ]}, (void *)o_, {w})) return;")
             if target:
@@ -659,6 +729,68 @@ class Compiler:
             sig = self.sig(call[2][0], "raise()")
             out.append(f"if (!lh_check(raise({sig}) == 0, {w}, "
                        "\"raise() failed\")) return;")
+        elif name in ("spawn_child", "spawn_sleeper"):
+            no_expect()
+            if not target:
+                self.err(f"{name}() must be bound: k = {name}(...)")
+            if name == "spawn_child":
+                self.arity(call, 2)
+                mode = self.const(call[2][0], CHILD_MODES,
+                                  "spawn_child() mode", allow_int=False)
+                if mode == "LH_CHILD_SIGNAL":
+                    value = self.sig(call[2][1], "spawn_child() signal")
+                else:
+                    v = call[2][1]
+                    if v[0] != "num" or not re.match(r"^[0-9]+$", v[1]) \
+                            or int(v[1]) > 255:
+                        self.err("spawn_child(): the exit status is a whole "
+                                 f"number 0..255, found {describe(v)}")
+                    value = v[1]
+            else:
+                self.arity(call, 0)
+                mode, value = "LH_CHILD_SLEEPER", "0"
+            out.append("{")
+            out.append("  int pid_ = 0;")
+            out.append(f"  if (!lh_spawn_child({mode}, {value}, &pid_, {w}))"
+                       " return;")
+            out.append(f"  {self.bind(target, 'child')} = pid_;")
+            out.append("}")
+        elif name in ("kill", "reap", "release"):
+            no_target()
+            no_expect()
+            self.arity(call, HELPERS[name])
+            k, _ = self.var(call[2][0], ("child",), f"{name}()")
+            if name == "kill":
+                sig = self.sig(call[2][1], "kill() signal")
+                out.append(f"if (!lh_child_kill({k}, {sig}, {w})) return;")
+            elif name == "reap":
+                out.append(f"if (!lh_child_reap({k}, 5.0, {w})) return;")
+            else:
+                out.append(f"if (!lh_child_release({k}, {w})) return;")
+        elif name == "loop_subprocess_exec":
+            a = call[2]
+            if len(a) < 3:
+                self.err("loop_subprocess_exec(l, 'prog', ['arg', ...,] rec)"
+                         " needs a loop, a program and a recorder")
+            loop = self.handle(a[0], "loop", "loop_subprocess_exec() loop")
+            argv = [self.string(x, "loop_subprocess_exec() argument")
+                    for x in a[1:-1]]
+            fn, arg = self.child_callback(a[-1])
+            out.append("{")
+            out.append(f"  const char *const argv_[] = {{{', '.join(argv)}, "
+                       "NULL};")
+            out.append("  int pid_ = 0;")
+            out.append(f"  int rc_ = lh_impl->loop_subprocess_exec({loop}, "
+                       f"argv_, {fn}, {arg}, &pid_);")
+            out.append("  if (rc_ == LSPEC_OK) lh_track_impl_child(pid_);")
+            out.append(f"  if (!lh_expect(rc_, {want}, {substr}, {w})) "
+                       "return;")
+            out.append("  if (rc_ == LSPEC_OK && !lh_check(pid_ > 0, "
+                       f"{w}, \"returned LSPEC_OK but the pid is %d\", "
+                       "pid_)) return;")
+            if target:
+                out.append(f"  {self.bind(target, 'child')} = pid_;")
+            out.append("}")
         elif name == "clear_warnings":
             no_target()
             no_expect()
@@ -703,6 +835,28 @@ class Compiler:
                 n = "1" if name == "true" else "0"
             out.append(f"if (!lh_check_int((long)({q}), {n}, "
                        f"{c_string(describe(a[0]))}, {w})) return;")
+        elif name in ("exited", "killed"):
+            r = self.recorder(a[0], f"{name}()", bind=False)
+            pid = self.pid(a[1], f"{name}() pid")
+            if name == "exited":
+                v = a[2]
+                if v[0] != "num" or not re.match(r"^-?[0-9]+$", v[1]):
+                    self.err("exited(rec, k, N): N is the returncode, a "
+                             f"whole number; found {describe(v)}")
+                rc = v[1]
+            else:
+                rc = f"-({self.sig(a[2], 'killed() signal')})"
+            out.append(f"if (!lh_check_exited(&{r}, {pid}, {rc}, {w})) "
+                       "return;")
+        elif name == "called_in_loop":
+            r = self.recorder(a[0], "called_in_loop()", bind=False)
+            loop = self.handle(a[1], "loop", "called_in_loop() loop")
+            out.append(f"if (!lh_check_called_in_loop(&{r}, {loop}, {w})) "
+                       "return;")
+        elif name in ("reaped", "not_reaped"):
+            k, _ = self.var(a[0], ("child",), f"{name}()")
+            out.append(f"if (!lh_check_reaped({k}, {int(name == 'reaped')}, "
+                       f"2.0, {w})) return;")
         elif name == "trace":
             s = self.string(a[0], "trace()")
             out.append(f"if (!lh_check_trace({s}, {w})) return;")
@@ -762,7 +916,7 @@ class Compiler:
         ctype = {"policy": "lspec_policy *", "loop": "lspec_loop *",
                  "watcher": "lspec_watcher *", "counter": "lh_counter ",
                  "spy": "lh_spy *", "handle id": "lspec_handle_id ",
-                 "fd": "int "}
+                 "fd": "int ", "child": "int ", "recorder": "lh_recorder "}
         p = self.prefix
         out = ["", f"/* {self.t['suite']}::{self.name} - "
                f"{', '.join(self.t['clauses'])} ({self.t['where']}) */",
@@ -794,5 +948,11 @@ class Compiler:
 
 
 def compile_steps(test, clauses):
-    """C source of one generated test; raises DslError."""
-    return Compiler(test).compile()
+    """C source of one generated test; raises DslError.  The watcher kinds
+    the steps create (watcher_new(KIND) expected to succeed) are added to
+    test["inferred_kinds"] when the test is a dict that accepts them."""
+    comp = Compiler(test)
+    src = comp.compile()
+    if isinstance(test, dict):
+        test.setdefault("inferred_kinds", set()).update(comp.kinds)
+    return src

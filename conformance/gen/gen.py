@@ -49,13 +49,14 @@ CAPABILITIES = {
     "subprocess": "LSPEC_CAP_SUBPROCESS",
     "thread_checks": "LSPEC_CAP_THREAD_CHECKS",
 }
+WATCHER_KINDS = ("THREADED", "MULTILOOP", "SAFE", "FAST", "PIDFD", "NATIVE")
 CLAUSE_KEYS_REQUIRED = ("id", "statement", "level", "source", "cite",
                         "versions", "applies_to", "status")
 CLAUSE_KEYS_OPTIONAL = ("capabilities", "custom_child_watchers", "since",
                         "conflict", "note", "test")
 TEST_KEYS_REQUIRED = ("name", "steps")
-TEST_KEYS_OPTIONAL = ("clauses", "versions", "timeout")
-TAG_KEYS = ("test", "clauses", "caps", "versions", "timeout")
+TEST_KEYS_OPTIONAL = ("clauses", "versions", "timeout", "kinds")
+TAG_KEYS = ("test", "clauses", "caps", "versions", "timeout", "kinds")
 
 ID_RE = re.compile(r"^(POL|LOOP|CW|SUB|ABI)-[A-Z][A-Z0-9]*-[0-9]{3}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -328,6 +329,15 @@ def validate_gtest(t, clause, suite, path, names_at, steps_at, errors):
     if (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
             or timeout <= 0):
         bad(f"timeout {timeout!r} must be a positive number of seconds")
+    kinds = t.get("kinds", [])
+    if not isinstance(kinds, list) or not all(isinstance(x, str)
+                                              for x in kinds):
+        bad("'kinds' must be a list of watcher kinds")
+        kinds = []
+    for k in kinds:
+        if k not in WATCHER_KINDS:
+            bad(f"unknown watcher kind {k!r} (known: "
+                f"{', '.join(WATCHER_KINDS)})")
     if not ok:
         return None
     cited = [cid] + [x for x in extra if x != cid]
@@ -342,6 +352,7 @@ def validate_gtest(t, clause, suite, path, names_at, steps_at, errors):
         "versions_narrow": versions,
         "timeout": float(timeout),
         "extra_caps": [],
+        "kinds": set(kinds),
         "steps": t["steps"],
         "steps_line": steps_at.get(name),
     }
@@ -442,6 +453,16 @@ def load_cases(case_dir, errors):
                 if cap not in CAPABILITIES:
                     errors.add(where, ident, f"unknown capability {cap!r}")
                     ok = False
+            kinds = tag.get("kinds", [])
+            if not isinstance(kinds, list):
+                errors.add(where, ident, "'kinds' must be a list")
+                ok = False
+                kinds = []
+            for k in kinds:
+                if k not in WATCHER_KINDS:
+                    errors.add(where, ident, f"unknown watcher kind {k!r} "
+                               f"(known: {', '.join(WATCHER_KINDS)})")
+                    ok = False
             versions = None
             if "versions" in tag:
                 try:
@@ -472,6 +493,7 @@ def load_cases(case_dir, errors):
                 "versions_narrow": versions,
                 "timeout": timeout,
                 "extra_caps": caps,
+                "kinds": set(kinds),
             })
         for m in LH_TEST_LINE_RE.finditer(text):
             start = text.index("LH_TEST", m.start())
@@ -568,6 +590,11 @@ def profile_c(minor):
     return f"LSPEC_PROFILE(3, {minor})"
 
 
+def kinds_c(kinds):
+    return " | ".join(f"LSPEC_WATCHER_KIND_BIT(LSPEC_WATCHER_{k})"
+                      for k in sorted(kinds)) if kinds else "0"
+
+
 def caps_c(caps):
     return " | ".join(CAPABILITIES[c] for c in caps) if caps else "0"
 
@@ -608,7 +635,8 @@ def emit_registry(clauses, tests):
             f"  {{{c_string(t['suite'])}, {c_string(t['name'])}, "
             f"lh_test_clauses_{i}, {len(t['clauses'])},\n"
             f"   {profile_c(t['versions'][0])}, {profile_c(t['versions'][1])}, "
-            f"{caps_c(t['caps'])}, {cw}, {t['timeout']!r}}},")
+            f"{caps_c(t['caps'])}, {cw}, {t['timeout']!r},\n"
+            f"   {kinds_c(t['kinds'])}}},")
     if not tests:
         out.append("  {0}")
     out.append("};")
@@ -646,6 +674,7 @@ def emit_manifest(clauses, tests):
             "caps": t["caps"],
             "custom_child_watchers": t["custom_watchers"],
             "timeout": t["timeout"],
+            "watcher_kinds": sorted(t["kinds"]),
         }
     for cid in sorted(clauses):
         c = clauses[cid]
@@ -704,6 +733,7 @@ def main(argv=None):
             continue  # already reported
         try:
             compiled.append(compile_steps(t, clauses))
+            t["kinds"] |= t.pop("inferred_kinds", set())
         except DslError as e:
             line = (t["steps_line"] + e.line - 1) if t["steps_line"] else None
             where = f"{t['path']}:{line}" if line else t["where"]

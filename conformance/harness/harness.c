@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -423,12 +424,14 @@ int lh_goal_pred(void *goal) {
   struct lh_goal *g = goal;
   if (g->counter)
     return lh_counter_get(g->counter) >= g->n;
+  if (g->rec)
+    return lh_recorder_calls(g->rec) >= g->n;
   return (long)lh_trace_len() >= g->n;
 }
 
 int lh_run_until_count(lspec_loop *l, lh_counter *c, long n, double timeout,
                        const char *what) {
-  struct lh_goal g = {c, n};
+  struct lh_goal g = {c, n, NULL};
   int rc = lh_impl->loop_run_until(l, lh_goal_pred, &g, timeout);
   return lh_expect(rc, LSPEC_OK, NULL, what);
 }
@@ -798,6 +801,378 @@ int lh_in_child(int (*fn)(void *arg, char *why, size_t len), void *arg,
   return 1;
 }
 
+/* --- children the harness spawns, recorders ------------------------------- */
+
+#define LH_MAX_CHILDREN 128
+
+static struct {
+  int pid;
+  int impl;    /* spawned by the implementation (loop_subprocess_exec) */
+  int gate;    /* write end of a GATED child's gate, else -1 */
+  int ended;   /* reaped by the harness (its own business is done) */
+} children[LH_MAX_CHILDREN];
+static int nchildren;
+
+static int child_slot(int pid) {
+  for (int i = 0; i < nchildren; i++)
+    if (children[i].pid == pid)
+      return i;
+  return -1;
+}
+
+static int add_child(int pid, int impl, int gate) {
+  int ok;
+  pthread_mutex_lock(&track_lock);
+  ok = nchildren < LH_MAX_CHILDREN;
+  if (ok) {
+    children[nchildren].pid = pid;
+    children[nchildren].impl = impl;
+    children[nchildren].gate = gate;
+    children[nchildren].ended = 0;
+    nchildren++;
+  }
+  pthread_mutex_unlock(&track_lock);
+  return ok;
+}
+
+void lh_track_impl_child(int pid) {
+  if (pid > 0 && !add_child(pid, 1, -1))
+    lh_fail("harness: more than %d children in one test", LH_MAX_CHILDREN);
+}
+
+/* In the forked child: async-signal-safe calls only. */
+static void child_close_fds_except(int keep) {
+  long max = sysconf(_SC_OPEN_MAX);
+  if (max < 0 || max > 65536)
+    max = 65536;
+#ifdef SYS_close_range
+  if (keep < 0) {
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+      return;
+  } else if ((keep <= 3 ||
+              syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) == 0) &&
+             syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) == 0) {
+    return;
+  }
+#endif
+  for (int fd = 3; fd < max; fd++)
+    if (fd != keep)
+      close(fd);
+}
+
+static void child_main(int mode, int value, int gate) {
+  struct sigaction sa;
+  sigset_t none;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      sigaction(sig, &sa, NULL); /* EINVAL for the reserved ones: fine */
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  child_close_fds_except(gate);
+  switch (mode) {
+  case LH_CHILD_EXIT:
+    _exit(value & 0xff);
+  case LH_CHILD_SIGNAL:
+    raise(value);
+    _exit(127); /* not deadly after all */
+  case LH_CHILD_GATED: {
+    char c;
+    while (read(gate, &c, 1) < 0 && errno == EINTR) {
+    }
+    _exit(value & 0xff);
+  }
+  default:
+    for (;;)
+      pause();
+  }
+}
+
+int lh_spawn_child(int mode, int value, int *pid_out, const char *what) {
+  int gate[2] = {-1, -1};
+  pid_t pid;
+  *pid_out = 0;
+  if (mode == LH_CHILD_GATED && pipe2(gate, O_CLOEXEC) != 0)
+    return lh_unresolved("%s: pipe2: %s", what, strerror(errno));
+  pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    if (gate[0] >= 0) {
+      close(gate[0]);
+      close(gate[1]);
+    }
+    return lh_unresolved("%s: fork: %s", what, strerror(err));
+  }
+  if (pid == 0)
+    child_main(mode, value, gate[0]);
+  if (gate[0] >= 0)
+    close(gate[0]);
+  if (!add_child(pid, 0, gate[1])) {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    if (gate[1] >= 0)
+      close(gate[1]);
+    return lh_fail("%s: harness: more than %d children in one test", what,
+                   LH_MAX_CHILDREN);
+  }
+  *pid_out = pid;
+  return 1;
+}
+
+int lh_child_release(int pid, const char *what) {
+  int i, gate = -1;
+  pthread_mutex_lock(&track_lock);
+  i = child_slot(pid);
+  if (i >= 0) {
+    gate = children[i].gate;
+    children[i].gate = -1;
+  }
+  pthread_mutex_unlock(&track_lock);
+  if (gate < 0)
+    return lh_fail("%s: child %d is not a gated child of this test (or was "
+                   "released already)",
+                   what, pid);
+  close(gate);
+  return 1;
+}
+
+int lh_child_kill(int pid, int sig, const char *what) {
+  if (pid <= 0)
+    return lh_fail("%s: no child to signal (pid %d)", what, pid);
+  if (kill(pid, sig) != 0)
+    return lh_fail("%s: kill(%d, %d): %s", what, pid, sig, strerror(errno));
+  return 1;
+}
+
+int lh_child_reap(int pid, double timeout, const char *what) {
+  double deadline = lh_now() + timeout;
+  int status, i;
+  for (;;) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid)
+      break;
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return lh_fail("%s: waitpid(%d): %s (someone else reaped it first)",
+                     what, pid, strerror(errno));
+    if (lh_now() >= deadline)
+      return lh_fail("%s: child %d did not end within %.1f s", what, pid,
+                     timeout);
+    sleep_ms(1);
+  }
+  pthread_mutex_lock(&track_lock);
+  i = child_slot(pid);
+  if (i >= 0)
+    children[i].ended = 1;
+  pthread_mutex_unlock(&track_lock);
+  return 1;
+}
+
+int lh_child_state(int pid) {
+  siginfo_t info;
+  memset(&info, 0, sizeof info);
+  if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
+    return LH_CHILD_GONE;
+  return info.si_pid == pid ? LH_CHILD_ZOMBIE : LH_CHILD_RUNNING;
+}
+
+struct reaped_wait {
+  int pid;
+};
+
+static int child_gone(void *p) {
+  return lh_child_state(((struct reaped_wait *)p)->pid) == LH_CHILD_GONE;
+}
+
+static int child_ended(void *p) {
+  return lh_child_state(((struct reaped_wait *)p)->pid) != LH_CHILD_RUNNING;
+}
+
+int lh_check_reaped(int pid, int want_reaped, double timeout,
+                    const char *what) {
+  static const char *const names[] = {"still running",
+                                      "ended but not reaped (a zombie)",
+                                      "reaped"};
+  int state;
+  if (pid <= 0)
+    return lh_fail("%s: no child (pid %d)", what, pid);
+  {
+    struct reaped_wait rw = {pid};
+    lh_wait_until(want_reaped ? child_gone : child_ended, &rw, timeout);
+  }
+  state = lh_child_state(pid);
+  if (want_reaped && state == LH_CHILD_GONE)
+    return 1;
+  if (!want_reaped && state == LH_CHILD_ZOMBIE)
+    return 1;
+  return lh_fail("%s: child %d is %s, expected it to be %s", what, pid,
+                 names[state], want_reaped ? "reaped" : "a zombie nobody "
+                                                        "reaped");
+}
+
+int lh_sigchld_handled(void) {
+  struct sigaction sa;
+  if (sigaction(SIGCHLD, NULL, &sa) != 0)
+    return -1;
+  if (sa.sa_flags & SA_SIGINFO)
+    return 1;
+  return sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN;
+}
+
+/* End of test, before the handles are released: every child still running
+ * is killed and every gate closed. */
+static void kill_children(void) {
+  pthread_mutex_lock(&track_lock);
+  for (int i = 0; i < nchildren; i++) {
+    if (children[i].gate >= 0) {
+      close(children[i].gate);
+      children[i].gate = -1;
+    }
+    if (!children[i].ended &&
+        lh_child_state(children[i].pid) == LH_CHILD_RUNNING)
+      kill(children[i].pid, SIGKILL);
+  }
+  pthread_mutex_unlock(&track_lock);
+}
+
+/* After the handles are released: the harness's children are reaped (the
+ * implementation may be reaping them at the same moment: either is fine);
+ * the implementation's are given a moment to be reaped by it.  Returns the
+ * number of implementation children left zombies, listed in buf. */
+static int reap_children(char *buf, size_t len) {
+  int nzombies = 0;
+  size_t used = 0;
+  buf[0] = '\0';
+  pthread_mutex_lock(&track_lock);
+  for (int i = 0; i < nchildren; i++) {
+    struct reaped_wait rw = {children[i].pid};
+    if (children[i].ended)
+      continue;
+    if (children[i].impl) {
+      lh_wait_until(child_gone, &rw, 2.0);
+      if (lh_child_state(rw.pid) != LH_CHILD_GONE) {
+        int w = snprintf(buf + used, used < len ? len - used : 0, "%s%d",
+                         nzombies ? ", " : "", rw.pid);
+        if (w > 0)
+          used += (size_t)w;
+        nzombies++;
+      }
+    }
+    {
+      double deadline = lh_now() + 2.0;
+      for (;;) {
+        pid_t r = waitpid(rw.pid, NULL, WNOHANG);
+        if (r == rw.pid || (r < 0 && errno != EINTR) || lh_now() > deadline)
+          break;
+        if (r == 0)
+          sleep_ms(1);
+      }
+    }
+    children[i].ended = 1;
+  }
+  nchildren = 0;
+  pthread_mutex_unlock(&track_lock);
+  return nzombies;
+}
+
+static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void lh_record_cb(int pid, int returncode, void *recorder) {
+  lh_recorder *r = recorder;
+  lspec_loop *running = NULL;
+  int i;
+  if (lh_impl->get_running_loop(&running) != LSPEC_OK)
+    running = NULL;
+  if (running != NULL)
+    lh_impl->loop_release(running); /* identity only */
+  pthread_mutex_lock(&record_lock);
+  i = atomic_load(&r->n);
+  if (i < LH_RECORDER_MAX) {
+    r->calls[i].pid = pid;
+    r->calls[i].returncode = returncode;
+    r->calls[i].thread = (unsigned long)pthread_self();
+    r->calls[i].running_loop = running;
+  }
+  atomic_store(&r->n, i + 1);
+  pthread_mutex_unlock(&record_lock);
+}
+
+long lh_recorder_calls(lh_recorder *r) { return atomic_load(&r->n); }
+
+long lh_recorder_returncode(lh_recorder *r, int pid) {
+  long rc = LH_NO_CALL;
+  pthread_mutex_lock(&record_lock);
+  for (int i = 0; i < atomic_load(&r->n) && i < LH_RECORDER_MAX; i++)
+    if (r->calls[i].pid == pid)
+      rc = r->calls[i].returncode;
+  pthread_mutex_unlock(&record_lock);
+  return rc;
+}
+
+static void recorder_summary(lh_recorder *r, char *buf, size_t len) {
+  size_t used = 0;
+  int n;
+  buf[0] = '\0';
+  pthread_mutex_lock(&record_lock);
+  n = atomic_load(&r->n);
+  for (int i = 0; i < n && i < LH_RECORDER_MAX && used + 1 < len; i++) {
+    int w = snprintf(buf + used, len - used, "%s(pid %d, returncode %d)",
+                     i ? ", " : "", r->calls[i].pid, r->calls[i].returncode);
+    if (w < 0)
+      break;
+    used += (size_t)w;
+  }
+  pthread_mutex_unlock(&record_lock);
+  if (n == 0)
+    snprintf(buf, len, "no calls");
+}
+
+int lh_check_exited(lh_recorder *r, int pid, int returncode,
+                    const char *what) {
+  char all[1024];
+  int found = 0;
+  pthread_mutex_lock(&record_lock);
+  for (int i = 0; i < atomic_load(&r->n) && i < LH_RECORDER_MAX && !found;
+       i++)
+    found = r->calls[i].pid == pid && r->calls[i].returncode == returncode;
+  pthread_mutex_unlock(&record_lock);
+  if (found)
+    return 1;
+  recorder_summary(r, all, sizeof all);
+  return lh_fail("%s: expected a call (pid %d, returncode %d); recorded: %s",
+                 what, pid, returncode, all);
+}
+
+int lh_check_called_in_loop(lh_recorder *r, lspec_loop *l, const char *what) {
+  int n, bad = -1;
+  const void *got = NULL;
+  pthread_mutex_lock(&record_lock);
+  n = atomic_load(&r->n);
+  for (int i = 0; i < n && i < LH_RECORDER_MAX && bad < 0; i++) {
+    const void *rl = r->calls[i].running_loop;
+    if (rl == NULL || (l != NULL && rl != (const void *)l)) {
+      bad = i;
+      got = rl;
+    }
+  }
+  pthread_mutex_unlock(&record_lock);
+  if (n == 0)
+    return lh_fail("%s: the callback was never called", what);
+  if (bad < 0)
+    return 1;
+  if (got == NULL)
+    return lh_fail("%s: call %d of the callback ran in a thread with no "
+                   "running loop (expected it inside %s)",
+                   what, bad + 1, l ? "that loop" : "a running loop");
+  return lh_fail("%s: call %d of the callback ran inside loop %p, expected "
+                 "loop %p",
+                 what, bad + 1, got, (const void *)l);
+}
+
 /* --- baseline and leak checks ------------------------------------------------ */
 
 #define LH_MAX_BASE_FDS 1024
@@ -1037,6 +1412,22 @@ void lh_begin(const char *suite, const char *name) {
     finished = 1;
     cr_skip("UNSUPPORTED: cap=%s", names);
   }
+  if (current->watcher_kinds & ~lh_impl->watcher_kinds) {
+    uint32_t missing_kinds = current->watcher_kinds & ~lh_impl->watcher_kinds;
+    char names[256] = "";
+    size_t used = 0;
+    for (int k = 0; k < 32; k++) {
+      const char *kname = lh_watcher_kind_name(k);
+      if ((missing_kinds & LSPEC_WATCHER_KIND_BIT(k)) && used < sizeof names) {
+        int w = snprintf(names + used, sizeof names - used, "%s%s",
+                         used ? "," : "", kname ? kname : "?");
+        if (w > 0)
+          used += (size_t)w;
+      }
+    }
+    finished = 1;
+    cr_skip("UNSUPPORTED: kind=%s", names);
+  }
   profile = lh_impl->get_profile();
   if (profile < current->profile_min || profile > current->profile_max) {
     finished = 1;
@@ -1063,13 +1454,30 @@ void lh_end(void) {
 
   cr_assert(eq(int, report_soft(0, "the test"), 1), "%s",
             "harness: a block failed");
+  kill_children();
   nrunning = clean_up(running, sizeof running);
   cr_assert(eq(int, nrunning, 0),
             "%send of test: %d loop(s) still running (%s): a test must "
             "leave no loop running",
             clause_prefix, nrunning, running);
+  {
+    char zombies[512];
+    int nzombies = reap_children(zombies, sizeof zombies);
+    cr_assert(eq(int, nzombies, 0),
+              "%send of test: %d child process(es) spawned by the "
+              "implementation were left zombies it never reaped (pid %s)",
+              clause_prefix, nzombies, zombies);
+  }
   check_leaks();
   finished = 1;
 }
 
-void lh_fini(void) { finished = 1; }
+void lh_fini(void) {
+  /* After a failed assertion: no sleeper outlives the test (PDEATHSIG would
+   * kill them with the worker anyway). */
+  for (int i = 0; i < nchildren; i++)
+    if (!children[i].ended &&
+        lh_child_state(children[i].pid) == LH_CHILD_RUNNING)
+      kill(children[i].pid, SIGKILL);
+  finished = 1;
+}

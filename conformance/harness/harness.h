@@ -146,11 +146,14 @@ size_t lh_trace_len(void);
 /* Copies the trace into buf (NUL-terminated). */
 void lh_trace_get(char *buf, size_t len);
 
-/* A run_until goal: counter >= n, or the trace's length >= n when counter
- * is NULL. */
+typedef struct lh_recorder lh_recorder;
+
+/* A run_until goal: counter >= n; or, when counter is NULL, the recorder's
+ * calls >= n when rec is set, else the trace's length >= n. */
 struct lh_goal {
   lh_counter *counter;
   long n;
+  lh_recorder *rec;
 };
 int lh_goal_pred(void *goal);
 
@@ -215,5 +218,73 @@ int lh_fd_count(void);
 int lh_wait_until(int (*cond)(void *), void *arg, double timeout);
 /* CLOCK_MONOTONIC in seconds. */
 double lh_now(void);
+
+/* --- children the harness spawns, and child-exit recorders ---------------
+ *
+ * lh_spawn_child forks a child of the test process that, by mode:
+ *   LH_CHILD_EXIT      _exit(value) at once;
+ *   LH_CHILD_SIGNAL    dies of signal `value` at once (its disposition reset
+ *                      to the default first);
+ *   LH_CHILD_GATED     waits until lh_child_release(pid), then _exit(value);
+ *   LH_CHILD_SLEEPER   sleeps until a signal kills it (value ignored).
+ * The child resets every signal disposition and its mask, closes every
+ * descriptor but its gate, and dies with the test's worker (PDEATHSIG).
+ * The harness tracks each child: at lh_end() it kills the ones still running
+ * and reaps them, so no test leaves a zombie or a sleeper behind.  Reaping is
+ * otherwise the implementation's business (or the test's: lh_child_reap).
+ * A pid spawned by the implementation (loop_subprocess_exec) is tracked with
+ * lh_track_impl_child: at lh_end() one still running is killed, and the
+ * implementation must then reap it; one it leaves a zombie is a failure. */
+enum lh_child_mode {
+  LH_CHILD_EXIT = 1,
+  LH_CHILD_SIGNAL = 2,
+  LH_CHILD_GATED = 3,
+  LH_CHILD_SLEEPER = 4
+};
+int lh_spawn_child(int mode, int value, int *pid, const char *what);
+/* Lets a GATED child exit. */
+int lh_child_release(int pid, const char *what);
+int lh_child_kill(int pid, int sig, const char *what);
+/* Reaps the child itself (waits at most `timeout` seconds for it to end):
+ * "reaped elsewhere" for the implementation. */
+int lh_child_reap(int pid, double timeout, const char *what);
+void lh_track_impl_child(int pid);
+/* LH_CHILD_RUNNING, LH_CHILD_ZOMBIE (ended, not reaped) or LH_CHILD_GONE
+ * (reaped by someone, or not our child). */
+enum { LH_CHILD_RUNNING = 0, LH_CHILD_ZOMBIE = 1, LH_CHILD_GONE = 2 };
+int lh_child_state(int pid);
+/* want_reaped 1: the child has been reaped (waits at most `timeout` s for
+ * it: reaping may trail the callback by a moment on another thread);
+ * 0: it has ended (waits at most `timeout` s for that) and is still a
+ * zombie nobody reaped. */
+int lh_check_reaped(int pid, int want_reaped, double timeout,
+                    const char *what);
+/* 1 when SIGCHLD's disposition is a handler (neither default nor ignore). */
+int lh_sigchld_handled(void);
+
+/* A child-exit recorder: lh_record_cb (an lspec_child_callback whose arg is
+ * the recorder) stores each call's pid, returncode, thread and the loop
+ * running in that thread (get_running_loop at the time of the call). */
+#define LH_RECORDER_MAX 64
+struct lh_recorder {
+  atomic_int n; /* calls so far (may exceed LH_RECORDER_MAX) */
+  struct lh_record {
+    int pid, returncode;
+    unsigned long thread;
+    const void *running_loop; /* identity only, NULL if none */
+  } calls[LH_RECORDER_MAX];
+};
+void lh_record_cb(int pid, int returncode, void *recorder);
+long lh_recorder_calls(lh_recorder *r);
+/* The returncode of the last call for pid, or LH_NO_CALL. */
+#define LH_NO_CALL (-100000L)
+long lh_recorder_returncode(lh_recorder *r, int pid);
+/* A call for pid with this returncode was recorded. */
+int lh_check_exited(lh_recorder *r, int pid, int returncode,
+                    const char *what);
+/* At least one call was recorded, and every call ran in a thread where
+ * loop `l` was the running loop (NULL: every call ran in a thread with some
+ * running loop). */
+int lh_check_called_in_loop(lh_recorder *r, lspec_loop *l, const char *what);
 
 #endif /* LSPEC_CONFORM_HARNESS_H */

@@ -42,6 +42,9 @@ struct lh_test {
   uint64_t caps;                   /* LSPEC_CAP_* bits it needs */
   uint32_t custom_watchers;        /* required capability value, or 0 */
   double timeout;                  /* seconds */
+  uint32_t watcher_kinds;          /* LSPEC_WATCHER_KIND_BIT() of each kind
+                                      it needs (watcher_new(KIND) steps, a
+                                      `kinds` key or tag), or 0 */
 };
 
 extern const struct lh_clause lh_clauses[];

@@ -12,9 +12,9 @@
  *    declares that value; tests that do not apply are neither listed nor
  *    counted;
  *  - an applicable test runs when it cites a reported clause and the
- *    implementation declares every capability it needs; when one is missing
- *    the test is UNSUPPORTED if every clause it cites is a MAY, and FAIL
- *    otherwise, without running;
+ *    implementation declares every capability and every watcher kind it
+ *    needs; when one is missing the test is UNSUPPORTED if every clause it
+ *    cites is a MAY, and FAIL otherwise, without running;
  *  - UNSUPPORTED is legal only for MAY clauses, whoever says it: a test
  *    the harness skips as UNSUPPORTED that cites a MUST or SHOULD clause
  *    FAILs;
@@ -136,6 +136,26 @@ static void cap_list(uint64_t caps, char *buf, size_t len) {
   }
 }
 
+/* Writes the names of the watcher kinds in `kinds` (LSPEC_WATCHER_KIND_BIT
+ * bits) as "LSPEC_WATCHER_A, LSPEC_WATCHER_B" into buf. */
+static void kind_list(uint32_t kinds, char *buf, size_t len) {
+  size_t used = 0;
+  int k;
+  buf[0] = '\0';
+  for (k = 0; k < 32 && used < len; k++) {
+    const char *name;
+    if ((kinds & LSPEC_WATCHER_KIND_BIT(k)) == 0)
+      continue;
+    name = lh_watcher_kind_name(k);
+    if (name != NULL)
+      used += (size_t)snprintf(buf + used, len - used, "%sLSPEC_WATCHER_%s",
+                               used ? ", " : "", name);
+    else
+      used += (size_t)snprintf(buf + used, len - used, "%swatcher kind %d",
+                               used ? ", " : "", k);
+  }
+}
+
 static int registry_error(const char *what, const char *a, const char *b,
                           const char *c) {
   fprintf(stderr,
@@ -148,6 +168,7 @@ static int registry_error(const char *what, const char *a, const char *b,
 static void plan_test(struct lr_run *run, struct lr_test *t) {
   const struct lh_test *reg = t->reg;
   uint64_t needed = reg->caps, missing;
+  uint32_t missing_kinds;
   bool cites_reported = false;
   char names[512];
   size_t i;
@@ -186,6 +207,22 @@ static void plan_test(struct lr_run *run, struct lr_test *t) {
     else
       lr_set_result(t, LR_FAIL,
                     "the implementation lacks mandatory capability %s", names);
+    t->state = LR_DONE;
+    return;
+  }
+  missing_kinds = reg->watcher_kinds & ~run->impl->watcher_kinds;
+  if (missing_kinds != 0) {
+    kind_list(missing_kinds, names, sizeof names);
+    if (all_may(run, t))
+      lr_set_result(t, LR_UNSUPPORTED,
+                    "the implementation does not offer the optional "
+                    "watcher kind %s",
+                    names);
+    else
+      lr_set_result(t, LR_FAIL,
+                    "the implementation lacks watcher kind %s, which a "
+                    "MUST or SHOULD clause needs",
+                    names);
     t->state = LR_DONE;
     return;
   }

@@ -84,8 +84,8 @@ class Steps(unittest.TestCase):
         self.assertIn("lh_counter_cb, (void *)&ctx->v_c, &h_", c)
         self.assertIn('lh_mark_cb, (void *)"a"', c)
         self.assertIn("lh_stop_cb, (void *)ctx->v_l", c)
-        self.assertIn("struct lh_goal g_ = {&ctx->v_c, 2};", c)
-        self.assertIn("struct lh_goal g_ = {NULL, 1};", c)
+        self.assertIn("struct lh_goal g_ = {&ctx->v_c, 2, NULL};", c)
+        self.assertIn("struct lh_goal g_ = {NULL, 1, NULL};", c)
         self.assertIn("loop_run_until(ctx->v_l, NULL, NULL, 0.1)", c)
 
     def test_spy_and_warnings(self):
@@ -108,6 +108,37 @@ class Steps(unittest.TestCase):
             "loop_remove_reader(l, -1) -> VALUE\n"), {})
         self.assertIn("lh_impl->loop_add_signal_handler(ctx->v_l, SIGKILL", c)
         self.assertIn("raise(SIGUSR1)", c)
+
+    def test_children_and_recorders(self):
+        t = test(
+            "w = watcher_new(THREADED)\nl = new_event_loop()\n"
+            "k = spawn_child(EXIT, 3)\nd = spawn_child(SIGNAL, SIGKILL)\n"
+            "g = spawn_child(GATED, 7)\ns = spawn_sleeper()\n"
+            "in_loop(l) {\n  watcher_add_child_handler(w, k, rec)\n}\n"
+            "release(g)\nkill(s, SIGTERM)\nreap(d)\n"
+            "loop_run_until(l, called(rec) >= 1, 5)\n"
+            "exited(rec, k, 3)\nkilled(rec, s, SIGTERM)\n"
+            "eq(called(rec), 1)\neq(returncode(rec, k), 3)\n"
+            "called_in_loop(rec, l)\nreaped(k)\nnot_reaped(g)\n"
+            "eq(watcher_remove_child_handler(w, k), 0)\n"
+            "watcher_add_child_handler(w, 1, NULL) -> TYPE\n"
+            "true(sigchld_handled())\n"
+            "p = loop_subprocess_exec(l, '/bin/sh', '-c', 'exit 3', rec)\n"
+            "x = watcher_new(PIDFD) -> UNSUPPORTED\n")
+        c = compile_steps(t, {})
+        self.assertEqual(t["inferred_kinds"], {"THREADED"})
+        self.assertIn("lh_spawn_child(LH_CHILD_EXIT, 3, &pid_", c)
+        self.assertIn("lh_spawn_child(LH_CHILD_SIGNAL, SIGKILL, &pid_", c)
+        self.assertIn("lh_spawn_child(LH_CHILD_SLEEPER, 0, &pid_", c)
+        self.assertIn("lh_impl->watcher_add_child_handler(ctx->v_w, "
+                      "ctx->v_k, lh_record_cb, (void *)&ctx->v_rec)", c)
+        self.assertIn("struct lh_goal g_ = {NULL, 1, &ctx->v_rec};", c)
+        self.assertIn("lh_check_exited(&ctx->v_rec, ctx->v_s, -(SIGTERM)", c)
+        self.assertIn("lh_check_reaped(ctx->v_g, 0, 2.0", c)
+        self.assertIn('{"/bin/sh", "-c", "exit 3", NULL}', c)
+        self.assertIn("lh_track_impl_child(pid_)", c)
+        self.assertIn("LSPEC_E_UNAVAILABLE", c)
+        self.assertIn("lh_recorder v_rec;", c)
 
     def errors(self, steps):
         with self.assertRaises(DslError) as cm:
@@ -139,6 +170,26 @@ class Steps(unittest.TestCase):
             "x = get_event_loop() -> RUNTIME 'unterminated":
                 "unterminated string",
             "trace = new_event_loop()": "reserved",
+            "spawn_child(EXIT, 3)": "must be bound",
+            "k = spawn_child(EXIT, 300)": "0..255",
+            "k = spawn_child(LATER, 3)": "expected one of EXIT",
+            "k = spawn_child(SIGNAL, SIGFOO)": "expected a signal name",
+            "l = new_event_loop()\nkill(l, SIGKILL)":
+                "'l' is a loop, expected child",
+            "w = watcher_new(SAFE)\nwatcher_add_child_handler(w, x, r)":
+                "unknown variable 'x'",
+            "w = watcher_new(SAFE)\nk = spawn_sleeper()\n"
+            "watcher_add_child_handler(w, k, c)\nloop_add_reader(w, 1, c)":
+                "'c' is a recorder, not a counter",
+            "k = spawn_sleeper()\nexited(nobody, k, 1)":
+                "unknown variable 'nobody'",
+            "k = spawn_sleeper()\nexited(r, k, x)": "unknown variable 'r'",
+            "l = new_event_loop()\nloop_subprocess_exec(l, r)":
+                "needs a loop, a program and a recorder",
+            "l = new_event_loop()\nloop_subprocess_exec(l, 7, r)":
+                "expected a 'string'",
+            "l = new_event_loop()\nloop_run_until(l, called(l) >= 1, 5)":
+                "'l' is a loop, not a recorder",
         }
         for steps, want in cases.items():
             e = self.errors(steps)
