@@ -1,0 +1,460 @@
+/* subprocess.c - loop_subprocess_exec and the spawner it uses.
+ *
+ * loop_subprocess_exec follows CPython's
+ * _UnixSelectorEventLoop._make_subprocess_transport (research SUB-001..004):
+ * take the current policy's child watcher, enter it, check is_active
+ * before anything is spawned (inactive: RuntimeError, no child), spawn,
+ * register the child with a trampoline that hands (pid, returncode) to the
+ * spawning loop's thread through call_soon_threadsafe, exit the watcher.
+ * 3.8-3.11 use the object enter returns (`with ... as watcher`); 3.12 uses
+ * the watcher itself.
+ *
+ * The spawner (lspec__spawn) starts the child with clone3(CLONE_VM |
+ * CLONE_VFORK | CLONE_CLEAR_SIGHAND) on a small stack of its own: the
+ * child shares the parent's memory until it execs, the parent sleeps until
+ * then, and the kernel resets the child's signal handlers, so the child
+ * needs no sigaction sweep (glibc's posix_spawn makes ~120 rt_sigaction
+ * calls per child; anchors/README.md).  The child writes a failed exec's
+ * errno into the shared spawn record and exits; the parent then reaps it,
+ * so a failed spawn leaves no zombie.  The child allocates nothing and
+ * calls only async-signal-safe functions.  Where clone3 or
+ * CLONE_CLEAR_SIGHAND is missing (Linux < 5.5, seccomp, valgrind), on
+ * architectures other than x86-64, and under sanitizers (whose interceptors
+ * must not run in a child sharing the parent's memory), glibc's posix_spawn
+ * is used instead, with the same signal set-up.
+ */
+#define _GNU_SOURCE 1
+#include "syscalls.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) &&                  \
+    !defined(__SANITIZE_THREAD__)
+#define LSPEC__HAVE_CLONE3 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#undef LSPEC__HAVE_CLONE3
+#endif
+#endif
+
+/* --- the spawn record ------------------------------------------------------ */
+
+/* Everything the child needs, prepared by the parent (the child must not
+ * allocate).  The child shares the parent's memory, so `err` is how it
+ * reports a failed exec. */
+struct spawn_rec {
+  char *const *paths;    /* candidate program paths, NULL-terminated */
+  char *const *argv;     /* the arguments */
+  char *const *envp;     /* the environment */
+  volatile int err;      /* errno of the failed exec; 0 if it exec'd */
+};
+
+/* execvp's choice of the error to report: EACCES if any candidate was
+ * refused with it, else the last "not found" kind of error; any other
+ * error stops the search at once. */
+static int exec_candidates(struct spawn_rec *s,
+                           int (*try_one)(struct spawn_rec *, const char *,
+                                          void *),
+                           void *ctx) {
+  int i, e, seen_eacces = 0, last = ENOENT;
+
+  for (i = 0; s->paths[i] != NULL; i++) {
+    e = try_one(s, s->paths[i], ctx);
+    if (e == 0)
+      return 0;
+    switch (e) {
+    case EACCES:
+      seen_eacces = 1;
+      /* fall through */
+    case ENOENT:
+    case ENOTDIR:
+    case ESTALE:
+    case ENODEV:
+    case ETIMEDOUT:
+      last = e;
+      continue;
+    default:
+      return e;
+    }
+  }
+  return seen_eacces ? EACCES : last;
+}
+
+/* The candidate paths for argv[0]: itself when it has a '/', else each
+ * PATH directory joined with it (an empty element is the current
+ * directory; no PATH means "/bin:/usr/bin", as glibc's execvp).  One
+ * allocation holding the array and the strings; NULL when out of memory. */
+static char **candidate_paths(const char *prog) {
+  const char *path, *p, *colon;
+  size_t n = 1, len = strlen(prog), bytes, dlen;
+  char **v, *out;
+  size_t i = 0;
+
+  if (strchr(prog, '/') != NULL || prog[0] == '\0') {
+    v = malloc(2 * sizeof *v + len + 1);
+    if (v == NULL)
+      return NULL;
+    v[0] = memcpy((char *)(v + 2), prog, len + 1);
+    v[1] = NULL;
+    return v;
+  }
+  path = getenv("PATH");
+  if (path == NULL)
+    path = "/bin:/usr/bin";
+  for (p = path; *p; p++)
+    n += *p == ':';
+  bytes = (n + 1) * sizeof *v + strlen(path) + n * (len + 3);
+  if ((v = malloc(bytes)) == NULL)
+    return NULL;
+  out = (char *)(v + n + 1);
+  for (p = path;; p = colon + 1) {
+    colon = strchr(p, ':');
+    dlen = colon ? (size_t)(colon - p) : strlen(p);
+    v[i++] = out;
+    if (dlen == 0) {
+      *out++ = '.';
+    } else {
+      memcpy(out, p, dlen);
+      out += dlen;
+    }
+    *out++ = '/';
+    memcpy(out, prog, len + 1);
+    out += len + 1;
+    if (colon == NULL)
+      break;
+  }
+  v[i] = NULL;
+  return v;
+}
+
+/* --- clone3 ------------------------------------------------------------------- */
+
+#ifdef LSPEC__HAVE_CLONE3
+
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#endif
+#ifndef __NR_clone3
+#define __NR_clone3 435
+#endif
+
+/* struct clone_args as of Linux 5.3 (CLONE_ARGS_SIZE_VER0, 64 bytes). */
+struct clone3_args {
+  uint64_t flags;       /* CLONE_* */
+  uint64_t pidfd;       /* CLONE_PIDFD's out slot (unused) */
+  uint64_t child_tid;   /* unused */
+  uint64_t parent_tid;  /* unused */
+  uint64_t exit_signal; /* SIGCHLD: an ordinary child */
+  uint64_t stack;       /* lowest address of the child's stack */
+  uint64_t stack_size;  /* its size */
+  uint64_t tls;         /* unused */
+};
+
+/* The child's stack: the child runs a few frames (sigaction, sigprocmask,
+ * execve) and then execs. */
+#define CHILD_STACK_SIZE (64 * 1024)
+
+/* 0: not tried yet, 1: works, -1: unavailable (use posix_spawn). */
+static atomic_int clone3_state;
+
+/* Runs in the child, on its own stack, sharing the parent's memory. */
+static int clone3_try_one(struct spawn_rec *s, const char *path, void *ctx) {
+  (void)ctx;
+  execve(path, s->argv, s->envp);
+  return errno;
+}
+
+static int child_main(void *arg) {
+  struct spawn_rec *s = arg;
+  struct sigaction dfl;
+  sigset_t none;
+
+  /* CLONE_CLEAR_SIGHAND reset every caught signal to SIG_DFL; CPython's
+   * restore_signals also resets the two that Python ignores. */
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigaction(SIGPIPE, &dfl, NULL);
+  sigaction(SIGXFSZ, &dfl, NULL);
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  s->err = exec_candidates(s, clone3_try_one, NULL);
+  _exit(127);
+}
+
+/* clone3 with fn(arg) run in the child on the stack described by `ca`.
+ * Returns the child's pid to the parent, or -errno.  The child never
+ * returns here: it calls fn on its new stack and exits with its result. */
+static long clone3_run(struct clone3_args *ca, int (*fn)(void *), void *arg) {
+  long ret;
+  register void *r8 __asm__("r8") = (void *)fn;
+  register void *r9 __asm__("r9") = arg;
+
+  /* syscall preserves every register but rax, rcx and r11, and the child
+   * starts with the parent's registers and rsp = stack + stack_size. */
+  __asm__ volatile("syscall\n\t"
+                   "testq %%rax, %%rax\n\t"
+                   "jnz 1f\n\t"
+                   "xorl %%ebp, %%ebp\n\t"
+                   "andq $-16, %%rsp\n\t"
+                   "movq %%r9, %%rdi\n\t"
+                   "callq *%%r8\n\t"
+                   "movl %%eax, %%edi\n\t"
+                   "movl $60, %%eax\n\t" /* SYS_exit */
+                   "syscall\n\t"
+                   "hlt\n"
+                   "1:\n\t"
+                   : "=a"(ret)
+                   : "0"((long)__NR_clone3), "D"(ca), "S"(sizeof *ca),
+                     "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory", "cc");
+  return ret;
+}
+
+/* Spawns through clone3.  Returns 0 with *pid set, -errno for a failed
+ * exec (child reaped), or 1 when clone3 cannot be used here. */
+static int spawn_clone3(struct spawn_rec *s, pid_t *pid) {
+  struct clone3_args ca;
+  sigset_t all, old;
+  void *stack;
+  long r;
+  int st;
+
+  if (atomic_load(&clone3_state) < 0)
+    return 1;
+  stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED)
+    return -errno;
+  memset(&ca, 0, sizeof ca);
+  ca.flags = CLONE_VM | CLONE_VFORK | CLONE_CLEAR_SIGHAND;
+  ca.exit_signal = SIGCHLD;
+  ca.stack = (uint64_t)(uintptr_t)stack;
+  ca.stack_size = CHILD_STACK_SIZE;
+  s->err = 0;
+
+  /* No signal may run a handler in the child before the kernel's reset
+   * took effect, nor in the parent while the child borrows its memory. */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  r = clone3_run(&ca, child_main, s);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  munmap(stack, CHILD_STACK_SIZE);
+
+  if (r < 0) {
+    /* Missing clone3 or CLONE_CLEAR_SIGHAND, or a filter refusing it. */
+    if (r == -ENOSYS || r == -EINVAL || r == -E2BIG || r == -EPERM) {
+      atomic_store(&clone3_state, -1);
+      return 1;
+    }
+    return (int)r;
+  }
+  atomic_store(&clone3_state, 1);
+  if (s->err != 0) {
+    /* The child exited without exec: reap it here, leaving no zombie. */
+    while (waitpid((pid_t)r, &st, 0) < 0 && errno == EINTR)
+      ;
+    return -s->err;
+  }
+  *pid = (pid_t)r;
+  return 0;
+}
+
+#endif /* LSPEC__HAVE_CLONE3 */
+
+/* --- posix_spawn ----------------------------------------------------------- */
+
+struct posix_ctx {
+  posix_spawnattr_t *attr; /* the attributes */
+  pid_t pid;               /* the child, once started */
+};
+
+static int posix_try_one(struct spawn_rec *s, const char *path, void *ctx) {
+  struct posix_ctx *p = ctx;
+  /* glibc reports the exec's errno and reaps the child itself. */
+  return posix_spawn(&p->pid, path, NULL, p->attr, s->argv, s->envp);
+}
+
+static int spawn_posix(struct spawn_rec *s, pid_t *pid) {
+  posix_spawnattr_t attr;
+  struct posix_ctx p = {&attr, -1};
+  sigset_t none, dfl;
+  int e;
+
+  if ((e = posix_spawnattr_init(&attr)) != 0)
+    return -e;
+  /* glibc's child resets every caught signal to SIG_DFL by itself. */
+  sigemptyset(&none);
+  sigemptyset(&dfl);
+  sigaddset(&dfl, SIGPIPE);
+  sigaddset(&dfl, SIGXFSZ);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &dfl);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+  e = exec_candidates(s, posix_try_one, &p);
+  posix_spawnattr_destroy(&attr);
+  if (e != 0)
+    return -e;
+  *pid = p.pid;
+  return 0;
+}
+
+int lspec__spawn(const char *const *argv, pid_t *pid, int *method) {
+  struct spawn_rec s;
+  char **paths;
+  int saved = errno, rc = 1;
+
+  *pid = -1;
+  if (argv == NULL || argv[0] == NULL)
+    return -EINVAL;
+  if ((paths = candidate_paths(argv[0])) == NULL)
+    return -ENOMEM;
+  s.paths = paths;
+  s.argv = (char *const *)argv;
+  s.envp = environ;
+  s.err = 0;
+#ifdef LSPEC__HAVE_CLONE3
+  rc = spawn_clone3(&s, pid);
+  if (rc <= 0 && method != NULL)
+    *method = LSPEC__SPAWN_CLONE3;
+#endif
+  if (rc == 1) {
+    rc = spawn_posix(&s, pid);
+    if (method != NULL)
+      *method = LSPEC__SPAWN_POSIX_SPAWN;
+  }
+  free(paths);
+  errno = saved;
+  return rc;
+}
+
+/* --- loop_subprocess_exec ----------------------------------------------------- */
+
+/* What the watcher's callback carries to the spawning loop. */
+struct exit_tramp {
+  lspec_loop *loop;        /* the spawning loop (a reference) */
+  lspec_child_callback cb; /* the caller's callback */
+  void *arg;               /* its argument */
+  int pid;                 /* the child */
+  int returncode;          /* filled by the watcher's callback */
+};
+
+/* In the spawning loop's thread: the caller's callback. */
+static void tramp_run(void *p) {
+  struct exit_tramp *t = p;
+  lspec_loop *loop = t->loop;
+
+  t->cb(t->pid, t->returncode, t->arg);
+  free(t);
+  lspec__loop_release(loop); /* whoever runs the loop holds another */
+}
+
+/* The watcher's callback, from whatever thread the watcher uses: CPython's
+ * loop._child_watcher_callback, call_soon_threadsafe to the spawning loop. */
+static void tramp_exit(int pid, int returncode, void *p) {
+  struct exit_tramp *t = p;
+
+  t->pid = pid;
+  t->returncode = returncode;
+  if (lspec__loop_call_soon_threadsafe(t->loop, tramp_run, t, NULL) ==
+      LSPEC_OK)
+    return;
+  /* Only a closed loop refuses: the exit cannot be delivered. */
+  lspec__warn(LSPEC_WARN_LOG_WARNING, "Loop %p that handles pid %d is closed",
+              (void *)t->loop, pid);
+  lspec__loop_release(t->loop);
+  free(t);
+}
+
+int lspec__loop_subprocess_exec(lspec_loop *loop, const char *const *argv,
+                                lspec_child_callback cb, void *arg, int *pid) {
+  lspec_watcher *w = NULL, *entered = NULL, *target;
+  struct exit_tramp *t = NULL;
+  pid_t child = -1;
+  int rc, r, st;
+
+  if (pid != NULL)
+    *pid = -1;
+  if (lspec__kind_of(loop) != LSPEC__KIND_LOOP)
+    return lspec__fail(LSPEC_E_TYPE, "subprocess_exec: loop must be an event "
+                                     "loop handle, not %s",
+                       loop ? "a handle of another kind" : "NULL");
+  if (argv == NULL || argv[0] == NULL)
+    return lspec__fail(LSPEC_E_VALUE, "subprocess_exec: empty argv");
+  if (cb == NULL)
+    return lspec__fail(LSPEC_E_TYPE, "subprocess_exec: callback is NULL");
+  if (lspec__loop_is_closed(loop) == 1)
+    return lspec__fail(LSPEC_E_RUNTIME, "Event loop is closed");
+  if ((t = calloc(1, sizeof *t)) == NULL)
+    return lspec__fail_nomem("starting a subprocess");
+
+  /* SUB-001/002: the current policy's watcher, inside `with`. */
+  if ((rc = lspec__get_child_watcher(&w)) != LSPEC_OK)
+    goto out;
+  if ((rc = lspec__watcher_enter(w, &entered)) != LSPEC_OK)
+    goto out;
+  target = lspec__profile() <= LSPEC_PROFILE_3_11 ? entered : w;
+
+  /* SUB-003: inactive means no child at all. */
+  if ((r = lspec__watcher_is_active(target)) < 0) {
+    rc = r;
+    goto exit;
+  }
+  if (r == 0) {
+    rc = lspec__fail(LSPEC_E_RUNTIME,
+                     "asyncio.get_child_watcher() is not activated, "
+                     "subprocess support is not installed.");
+    goto exit;
+  }
+
+  if ((r = lspec__spawn(argv, &child, NULL)) < 0) {
+    rc = lspec__fail_errno(-r, "subprocess_exec: cannot execute '%s'",
+                           argv[0]);
+    goto exit;
+  }
+
+  /* SUB-004: register with the trampoline to the spawning loop. */
+  lspec__loop_retain(loop);
+  t->loop = loop;
+  t->cb = cb;
+  t->arg = arg;
+  t->pid = child;
+  if ((rc = lspec__watcher_add_child_handler(target, child, tramp_exit, t)) !=
+      LSPEC_OK) {
+    /* CPython closes the transport, which kills the child; reap it here so
+     * that nothing is left behind. */
+    kill(child, SIGKILL);
+    while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+      ;
+    lspec__loop_release(loop);
+    goto exit;
+  }
+  t = NULL; /* the watcher owns it now */
+  if (pid != NULL)
+    *pid = child;
+
+exit:
+  r = lspec__watcher_exit(w);
+  if (rc == LSPEC_OK)
+    rc = r;
+out:
+  if (entered != NULL)
+    lspec__watcher_release(entered);
+  if (w != NULL)
+    lspec__watcher_release(w);
+  free(t);
+  return rc;
+}

@@ -1,0 +1,348 @@
+/* test_subprocess.c - loop_subprocess_exec and the spawner (subprocess.c):
+ * returncodes through the default policy's watcher, a missing program, the
+ * inactive-watcher RuntimeError before any spawn, delivery in the spawning
+ * loop's thread, argument checks, and the child's signal set-up.
+ */
+#include "pidfd_helpers.h"
+
+#include "syscalls.h"
+
+/* --- exec from inside a running loop ------------------------------------- */
+
+/* subprocess_exec(argv) run from a loop callback, as asyncio's
+ * create_subprocess_exec runs in a coroutine: Threaded and 3.12's Pidfd
+ * take the running loop at registration. */
+struct sx_call {
+  lspec_loop *loop;         /* the loop */
+  const char *const *argv;  /* what to run */
+  struct ph_rec *rec;       /* the exit recorder */
+  int rc;                   /* subprocess_exec's status */
+  int pid;                  /* the child */
+  int err;                  /* last_errno after a failure */
+  char msg[256];            /* last_error after a failure */
+};
+
+static void sx_exec_cb(void *arg) {
+  struct sx_call *c = arg;
+  c->rc = I->loop_subprocess_exec(c->loop, c->argv, ph_rec_cb, c->rec,
+                                  &c->pid);
+  if (c->rc != LSPEC_OK) {
+    c->err = I->last_errno();
+    snprintf(c->msg, sizeof c->msg, "%s", I->last_error());
+  }
+}
+
+/* Closes and drops the default policy's watcher, so the leak check sees
+ * what the test left, not what the policy keeps for later. */
+static void sx_drop_watcher(void) {
+  cr_assert(eq(int, I->set_child_watcher(NULL), LSPEC_OK),
+            "set_child_watcher(NULL): %s", I->last_error());
+}
+
+/* Skips a test whose default watcher (Threaded, before 3.12) is not part
+ * of this build yet. */
+static void sx_require_kind(int kind) {
+  lspec_watcher *w = NULL;
+  if (I->watcher_new(kind, &w) == LSPEC_E_UNSUPPORTED)
+    cr_skip_test("watcher kind %d is not in this build", kind);
+  I->watcher_release(w);
+}
+
+static void sx_exec_in_loop(struct sx_call *c) {
+  c->rc = -100;
+  c->pid = 0;
+  cr_assert(eq(int, I->loop_call_soon(c->loop, sx_exec_cb, c, NULL),
+               LSPEC_OK));
+  lt_one_iteration(c->loop);
+}
+
+/* Runs argv under `profile` with the default policy; returns its
+ * returncode.  Checks that the callback ran once, in the loop's thread. */
+static int sx_run(int backend, const char *const *argv) {
+  lspec_loop *loop = lt_new_loop(backend);
+  struct ph_rec rec = {0};
+  struct sx_call c = {loop, argv, &rec, 0, 0, 0, {0}};
+
+  sx_exec_in_loop(&c);
+  cr_assert(eq(int, c.rc, LSPEC_OK), "subprocess_exec: %s", c.msg);
+  cr_assert(c.pid > 0, "pid %d", c.pid);
+  ph_run_until_called(loop, &rec);
+  lt_run_for(loop, 0.01);
+  cr_assert(eq(int, atomic_load(&rec.calls), 1));
+  cr_assert(eq(int, rec.pid, c.pid));
+  cr_assert(rec.thread == pthread_self(), "in the spawning loop's thread");
+  cr_assert(eq(ptr, rec.running, loop));
+  lt_free_loop(loop);
+  sx_drop_watcher();
+  return rec.returncode;
+}
+
+static const char *const argv_true[] = {"/bin/true", NULL};
+static const char *const argv_exit7[] = {"/bin/sh", "-c", "exit 7", NULL};
+
+/* 3.12's default policy watches with Pidfd where the kernel has it. */
+LOOP_TEST(subprocess, true_3_12) {
+  lspec_watcher *w = NULL;
+  ph_setup(LSPEC_PROFILE_3_12);
+  cr_assert(eq(int, sx_run(backend, argv_true), 0));
+  cr_assert(eq(int, I->get_child_watcher(&w), LSPEC_OK));
+  cr_assert(eq(int, I->watcher_kind(w),
+               ph_have_pidfd() ? LSPEC_WATCHER_PIDFD
+                               : LSPEC_WATCHER_THREADED));
+  I->watcher_release(w);
+  sx_drop_watcher();
+}
+
+LOOP_TEST(subprocess, exit_code_3_12) {
+  ph_setup(LSPEC_PROFILE_3_12);
+  cr_assert(eq(int, sx_run(backend, argv_exit7), 7));
+}
+
+/* 3.8-3.11's default is Threaded. */
+ONE_TEST(subprocess, exit_code_3_11) {
+  ph_setup(LSPEC_PROFILE_3_11);
+  sx_require_kind(LSPEC_WATCHER_THREADED);
+  cr_assert(eq(int, sx_run(backend, argv_exit7), 7));
+}
+
+ONE_TEST(subprocess, signal_death) {
+  static const char *const argv[] = {"/bin/sh", "-c", "kill -9 $$", NULL};
+  ph_setup(LSPEC_PROFILE_3_12);
+  cr_assert(eq(int, sx_run(backend, argv), -SIGKILL));
+}
+
+/* A program without '/' is searched in PATH, as execvp does. */
+ONE_TEST(subprocess, path_search) {
+  static const char *const argv[] = {"sh", "-c", "exit 3", NULL};
+  ph_setup(LSPEC_PROFILE_3_12);
+  cr_assert(eq(int, sx_run(backend, argv), 3));
+}
+
+/* A missing program: OSError ENOENT, no callback, no zombie (lt_run). */
+LOOP_TEST(subprocess, missing_program) {
+  static const char *const argv[] = {"/nonexistent/loopspec-no-such", NULL};
+  static const char *const bare[] = {"loopspec-no-such-program", NULL};
+  lspec_loop *loop = lt_new_loop(backend);
+  struct ph_rec rec = {0};
+  struct sx_call c = {loop, argv, &rec, 0, 0, 0, {0}};
+  siginfo_t si;
+
+  ph_setup(LSPEC_PROFILE_3_12);
+  sx_exec_in_loop(&c);
+  cr_assert(eq(int, c.rc, LSPEC_E_OS));
+  cr_assert(eq(int, c.err, ENOENT), "errno %d: %s", c.err, c.msg);
+  cr_assert(eq(int, c.pid, -1));
+  c.argv = bare;
+  sx_exec_in_loop(&c);
+  cr_assert(eq(int, c.rc, LSPEC_E_OS));
+  cr_assert(eq(int, c.err, ENOENT), "errno %d: %s", c.err, c.msg);
+  lt_run_for(loop, 0.02);
+  cr_assert(eq(int, atomic_load(&rec.calls), 0));
+  memset(&si, 0, sizeof si);
+  cr_assert(eq(int, waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT), -1),
+            "no child at all");
+  cr_assert(eq(int, errno, ECHILD));
+  lt_free_loop(loop);
+  sx_drop_watcher();
+}
+
+/* --- the inactive watcher ---------------------------------------------------- */
+
+/* A custom policy whose get_child_watcher returns `user` (a watcher). */
+static int sx_policy_watcher(void *user, lspec_policy *self,
+                             lspec_watcher **out) {
+  (void)self;
+  I->watcher_retain(user);
+  *out = user;
+  return LSPEC_OK;
+}
+
+/* SUB-003: a Pidfd watcher under 3.10 that is not attached to a running
+ * loop is inactive: RuntimeError before anything is spawned. */
+LOOP_TEST(subprocess, inactive_watcher) {
+  static const char *const argv[] = {"/bin/sh", "-c", "exit 0", NULL};
+  struct lspec_policy_methods m;
+  lspec_policy *p = NULL;
+  lspec_watcher *w;
+  lspec_loop *loop = lt_new_loop(backend), *other = lt_new_loop(backend);
+  struct ph_rec rec = {0};
+  struct sx_call c = {loop, argv, &rec, 0, 0, 0, {0}};
+  siginfo_t si;
+
+  ph_setup(LSPEC_PROFILE_3_10);
+  w = ph_new_pidfd();
+  /* Attached, but to a loop that does not run. */
+  cr_assert(eq(int, I->watcher_attach_loop(w, other), LSPEC_OK));
+  memset(&m, 0, sizeof m);
+  m.size = sizeof m;
+  m.get_child_watcher = sx_policy_watcher;
+  cr_assert(eq(int, I->policy_new_custom(LSPEC_POLICY_BASE_DEFAULT, &m, w, &p),
+               LSPEC_OK),
+            "policy_new_custom: %s", I->last_error());
+  cr_assert(eq(int, I->set_event_loop_policy(p), LSPEC_OK));
+
+  sx_exec_in_loop(&c);
+  cr_assert(eq(int, c.rc, LSPEC_E_RUNTIME));
+  cr_assert(eq(str, c.msg,
+               "asyncio.get_child_watcher() is not activated, subprocess "
+               "support is not installed."));
+  cr_assert(eq(int, c.pid, -1));
+  memset(&si, 0, sizeof si);
+  cr_assert(eq(int, waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT), -1),
+            "no child was spawned");
+  cr_assert(eq(int, errno, ECHILD));
+  lt_run_for(loop, 0.02);
+  cr_assert(eq(int, atomic_load(&rec.calls), 0));
+
+  cr_assert(eq(int, I->set_event_loop_policy(NULL), LSPEC_OK));
+  I->policy_release(p);
+  ph_free_watcher(w);
+  lt_free_loop(other);
+  lt_free_loop(loop);
+}
+
+/* --- the spawning loop's thread ----------------------------------------------- */
+
+struct sx_thread {
+  int backend;           /* the loop's backend */
+  const char *const *argv; /* what to run */
+  struct ph_rec rec;     /* the exit recorder */
+  pthread_t self;        /* the worker */
+  int rc;                /* subprocess_exec's status */
+  int run_rc;            /* run_until's status */
+  lspec_loop *loop;      /* the worker's loop */
+};
+
+static void *sx_worker(void *arg) {
+  struct sx_thread *t = arg;
+  struct sx_call c = {NULL, t->argv, &t->rec, 0, 0, 0, {0}};
+
+  t->self = pthread_self();
+  if (I->loop_new(t->backend, &t->loop) != LSPEC_OK)
+    return NULL;
+  c.loop = t->loop;
+  c.rc = -100;
+  I->loop_call_soon(t->loop, sx_exec_cb, &c, NULL);
+  I->loop_stop(t->loop);
+  I->loop_run_forever(t->loop);
+  t->rc = c.rc;
+  t->run_rc = c.rc == LSPEC_OK
+                  ? I->loop_run_until(t->loop, ph_rec_called, &t->rec, 10.0)
+                  : -100;
+  I->loop_close(t->loop);
+  I->loop_release(t->loop);
+  return NULL;
+}
+
+/* SUB-004: the exit reaches the spawning loop's thread, a worker's here,
+ * whichever thread the watcher noticed it in. */
+static void in_worker(int backend, int profile) {
+  struct sx_thread t;
+  pthread_t th;
+
+  ph_setup(profile);
+  if (profile < LSPEC_PROFILE_3_12 || !ph_have_pidfd())
+    sx_require_kind(LSPEC_WATCHER_THREADED);
+  memset(&t, 0, sizeof t);
+  t.backend = backend;
+  t.argv = argv_exit7;
+  cr_assert(eq(int, pthread_create(&th, NULL, sx_worker, &t), 0));
+  pthread_join(th, NULL);
+  cr_assert(eq(int, t.rc, LSPEC_OK));
+  cr_assert(eq(int, t.run_rc, LSPEC_OK));
+  cr_assert(eq(int, atomic_load(&t.rec.calls), 1));
+  cr_assert(eq(int, t.rec.returncode, 7));
+  cr_assert(pthread_equal(t.rec.thread, t.self), "in the worker's thread");
+  cr_assert(eq(ptr, t.rec.running, t.loop));
+  sx_drop_watcher();
+}
+
+LOOP_TEST(subprocess, worker_loop_3_12) { in_worker(backend, LSPEC_PROFILE_3_12); }
+ONE_TEST(subprocess, worker_loop_3_11) { in_worker(backend, LSPEC_PROFILE_3_11); }
+
+/* --- argument checks ------------------------------------------------------------- */
+
+ONE_TEST(subprocess, bad_arguments) {
+  static const char *const empty[] = {NULL};
+  lspec_loop *loop = lt_new_loop(backend);
+  lspec_watcher *w;
+  struct ph_rec rec = {0};
+  int pid = 0;
+
+  ph_setup(LSPEC_PROFILE_3_12);
+  w = ph_new_pidfd();
+  cr_assert(eq(int, I->loop_subprocess_exec(NULL, argv_true, ph_rec_cb, &rec,
+                                            &pid),
+               LSPEC_E_TYPE));
+  cr_assert(eq(int, pid, -1));
+  cr_assert(eq(int, I->loop_subprocess_exec((lspec_loop *)w, argv_true,
+                                            ph_rec_cb, &rec, &pid),
+               LSPEC_E_TYPE));
+  cr_assert(eq(int, I->loop_subprocess_exec(loop, NULL, ph_rec_cb, &rec, &pid),
+               LSPEC_E_VALUE));
+  cr_assert(eq(int, I->loop_subprocess_exec(loop, empty, ph_rec_cb, &rec, &pid),
+               LSPEC_E_VALUE));
+  cr_assert(eq(int, I->loop_subprocess_exec(loop, argv_true, NULL, &rec, &pid),
+               LSPEC_E_TYPE));
+  I->watcher_release(w);
+  cr_assert(eq(int, I->loop_close(loop), LSPEC_OK));
+  cr_assert(eq(int, I->loop_subprocess_exec(loop, argv_true, ph_rec_cb, &rec,
+                                            &pid),
+               LSPEC_E_RUNTIME));
+  LT_ASSERT_MSG("Event loop is closed");
+  I->loop_release(loop);
+}
+
+/* --- the spawner itself -------------------------------------------------------------- */
+
+/* The child starts with an empty signal mask and SIGPIPE/SIGXFSZ at their
+ * defaults, whatever the spawning thread blocks or ignores; the shell's
+ * exit status tells. */
+ONE_TEST(subprocess, spawn_resets_signals) {
+  static const char *const argv[] = {
+      "/bin/sh", "-c",
+      "grep -q '^SigBlk:[[:space:]]*0*$' /proc/self/status && "
+      "grep -q '^SigIgn:[[:space:]]*0*$' /proc/self/status",
+      NULL};
+  sigset_t block, old;
+  struct sigaction ign, oldpipe;
+  pid_t pid = -1;
+  int method = 0, status;
+  (void)backend;
+
+  sigemptyset(&block);
+  sigaddset(&block, SIGUSR1);
+  sigaddset(&block, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  memset(&ign, 0, sizeof ign);
+  ign.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &ign, &oldpipe);
+  cr_assert(eq(int, lspec__spawn(argv, &pid, &method), 0));
+  sigaction(SIGPIPE, &oldpipe, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  cr_assert(pid > 0, "pid %d", (int)pid);
+  cr_assert(method == LSPEC__SPAWN_CLONE3 ||
+                method == LSPEC__SPAWN_POSIX_SPAWN,
+            "method %d", method);
+  status = ph_reap(pid);
+  cr_assert(eq(int, WIFEXITED(status), 1));
+  cr_assert(eq(int, WEXITSTATUS(status), 0),
+            "the child saw a blocked or ignored signal");
+}
+
+/* A failed exec is reported with its errno and leaves no zombie (lt_run);
+ * the caller's errno is untouched. */
+ONE_TEST(subprocess, spawn_errors) {
+  static const char *const missing[] = {"/nonexistent/x", NULL};
+  static const char *const notexec[] = {"/dev/null", NULL};
+  static const char *const dir[] = {"/", NULL};
+  pid_t pid = 0;
+  (void)backend;
+
+  errno = 1234;
+  cr_assert(eq(int, lspec__spawn(missing, &pid, NULL), -ENOENT));
+  cr_assert(eq(int, errno, 1234));
+  cr_assert(eq(int, pid, -1));
+  cr_assert(eq(int, lspec__spawn(notexec, &pid, NULL), -EACCES));
+  cr_assert(eq(int, lspec__spawn(dir, &pid, NULL), -EACCES));
+}
