@@ -1227,6 +1227,8 @@ static int count_threads(void) {
   return n;
 }
 
+int lh_thread_count(void) { return count_threads(); }
+
 static int threads_back_to_base(void *unused) {
   (void)unused;
   return count_threads() <= base_threads;

@@ -212,6 +212,8 @@ int lh_in_child(int (*fn)(void *arg, char *why, size_t len), void *arg,
                 double timeout, const char *what);
 /* The number of file descriptors open in the process now. */
 int lh_fd_count(void);
+/* The number of threads in the process now (/proc/self/task). */
+int lh_thread_count(void);
 /* Polls cond(arg) every millisecond until it is nonzero or `timeout`
  * seconds pass (for states no event announces, e.g. "the loop is running").
  * Returns 1 if it became true. */
