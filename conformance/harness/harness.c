@@ -1024,7 +1024,9 @@ int lh_sigchld_handled(void) {
 }
 
 /* End of test, before the handles are released: every child still running
- * is killed and every gate closed. */
+ * is killed and every gate closed, and the harness waits (bounded) until
+ * they have all ended, so that what the implementation does at release
+ * time sees them ended. */
 static void kill_children(void) {
   pthread_mutex_lock(&track_lock);
   for (int i = 0; i < nchildren; i++) {
@@ -1035,6 +1037,11 @@ static void kill_children(void) {
     if (!children[i].ended &&
         lh_child_state(children[i].pid) == LH_CHILD_RUNNING)
       kill(children[i].pid, SIGKILL);
+  }
+  for (int i = 0; i < nchildren; i++) {
+    struct reaped_wait rw = {children[i].pid};
+    if (!children[i].ended)
+      lh_wait_until(child_ended, &rw, 2.0);
   }
   pthread_mutex_unlock(&track_lock);
 }
