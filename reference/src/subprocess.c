@@ -20,15 +20,17 @@
  * calls only async-signal-safe functions.  Where clone3 or
  * CLONE_CLEAR_SIGHAND is missing (Linux < 5.5, seccomp, valgrind), on
  * architectures other than x86-64, and under sanitizers (whose interceptors
- * must not run in a child sharing the parent's memory), glibc's posix_spawn
- * is used instead, with the same signal set-up.
+ * must not run in a child sharing the parent's memory), a plain fork is
+ * used instead, with the same signal set-up done by hand and the exec's
+ * errno sent back through a close-on-exec pipe.
  */
 #define _GNU_SOURCE 1
 #include "syscalls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -167,7 +169,7 @@ struct clone3_args {
  * execve) and then execs. */
 #define CHILD_STACK_SIZE (64 * 1024)
 
-/* 0: not tried yet, 1: works, -1: unavailable (use posix_spawn). */
+/* 0: not tried yet, 1: works, -1: unavailable (use fork). */
 static atomic_int clone3_state;
 
 /* Runs in the child, on its own stack, sharing the parent's memory. */
@@ -274,41 +276,82 @@ static int spawn_clone3(struct spawn_rec *s, pid_t *pid) {
 
 #endif /* LSPEC__HAVE_CLONE3 */
 
-/* --- posix_spawn ----------------------------------------------------------- */
+/* --- fork ------------------------------------------------------------------ */
 
-struct posix_ctx {
-  posix_spawnattr_t *attr; /* the attributes */
-  pid_t pid;               /* the child, once started */
-};
-
-static int posix_try_one(struct spawn_rec *s, const char *path, void *ctx) {
-  struct posix_ctx *p = ctx;
-  /* glibc reports the exec's errno and reaps the child itself. */
-  return posix_spawn(&p->pid, path, NULL, p->attr, s->argv, s->envp);
+/* Runs in a forked child (a copy of the parent's memory, one thread): only
+ * async-signal-safe calls. */
+static int fork_try_one(struct spawn_rec *s, const char *path, void *ctx) {
+  (void)ctx;
+  execve(path, s->argv, s->envp);
+  return errno;
 }
 
-static int spawn_posix(struct spawn_rec *s, pid_t *pid) {
-  posix_spawnattr_t attr;
-  struct posix_ctx p = {&attr, -1};
-  sigset_t none, dfl;
-  int e;
+static _Noreturn void fork_child(struct spawn_rec *s, int errfd) {
+  struct sigaction dfl, old;
+  sigset_t none;
+  int sig, e;
+  ssize_t n;
 
-  if ((e = posix_spawnattr_init(&attr)) != 0)
-    return -e;
-  /* glibc's child resets every caught signal to SIG_DFL by itself. */
+  /* No CLONE_CLEAR_SIGHAND here: reset every caught signal by hand, and
+   * SIGPIPE and SIGXFSZ as CPython's restore_signals does. */
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (sig = 1; sig < NSIG; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP ||
+        sigaction(sig, NULL, &old) != 0)
+      continue;
+    if (old.sa_handler != SIG_DFL &&
+        (old.sa_handler != SIG_IGN || sig == SIGPIPE || sig == SIGXFSZ))
+      sigaction(sig, &dfl, NULL);
+  }
   sigemptyset(&none);
-  sigemptyset(&dfl);
-  sigaddset(&dfl, SIGPIPE);
-  sigaddset(&dfl, SIGXFSZ);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &dfl);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-  e = exec_candidates(s, posix_try_one, &p);
-  posix_spawnattr_destroy(&attr);
-  if (e != 0)
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  e = exec_candidates(s, fork_try_one, NULL);
+  do
+    n = write(errfd, &e, sizeof e);
+  while (n < 0 && errno == EINTR);
+  _exit(127);
+}
+
+/* The fallback: fork, and a close-on-exec pipe that carries a failed
+ * exec's errno back (end of file: the exec succeeded).  fork rather than
+ * vfork or posix_spawn because both lose the exec's errno where vfork is
+ * emulated by a plain fork (valgrind). */
+static int spawn_fork(struct spawn_rec *s, pid_t *pid) {
+  sigset_t all, old;
+  int fds[2], e = 0, st;
+  pid_t child;
+  ssize_t n;
+
+  if (pipe2(fds, O_CLOEXEC) != 0)
+    return -errno;
+  /* No handler may run in the child before its reset. */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  child = fork();
+  if (child == 0) {
+    close(fds[0]);
+    fork_child(s, fds[1]);
+  }
+  e = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  close(fds[1]);
+  if (child < 0) {
+    close(fds[0]);
     return -e;
-  *pid = p.pid;
+  }
+  e = 0;
+  do
+    n = read(fds[0], &e, sizeof e);
+  while (n < 0 && errno == EINTR);
+  close(fds[0]);
+  if (n == (ssize_t)sizeof e && e != 0) {
+    /* The child exited without exec: reap it, leaving no zombie. */
+    while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+      ;
+    return -e;
+  }
+  *pid = child;
   return 0;
 }
 
@@ -332,9 +375,9 @@ int lspec__spawn(const char *const *argv, pid_t *pid, int *method) {
     *method = LSPEC__SPAWN_CLONE3;
 #endif
   if (rc == 1) {
-    rc = spawn_posix(&s, pid);
+    rc = spawn_fork(&s, pid);
     if (method != NULL)
-      *method = LSPEC__SPAWN_POSIX_SPAWN;
+      *method = LSPEC__SPAWN_FORK;
   }
   free(paths);
   errno = saved;

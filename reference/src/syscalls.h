@@ -34,8 +34,8 @@ LSPEC__HIDDEN int lspec__sys_pidfd_open(pid_t pid, unsigned int flags);
 
 /* How lspec__spawn started its last child, for benchmarks and tests. */
 enum lspec__spawn_method {
-  LSPEC__SPAWN_CLONE3 = 1,     /* clone3(CLONE_VM|CLONE_VFORK|CLEAR_SIGHAND) */
-  LSPEC__SPAWN_POSIX_SPAWN = 2 /* glibc posix_spawn, the fallback */
+  LSPEC__SPAWN_CLONE3 = 1, /* clone3(CLONE_VM|CLONE_VFORK|CLEAR_SIGHAND) */
+  LSPEC__SPAWN_FORK = 2    /* fork + close-on-exec error pipe, the fallback */
 };
 
 /* Starts argv[0] with arguments argv and the process's environment, without

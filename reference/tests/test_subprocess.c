@@ -48,6 +48,12 @@ static void sx_require_kind(int kind) {
   I->watcher_release(w);
 }
 
+/* Skips unless the default policy's watcher kind is built. */
+static void sx_require_default_watcher(void) {
+  if (I->get_profile() < LSPEC_PROFILE_3_12 || !ph_have_pidfd())
+    sx_require_kind(LSPEC_WATCHER_THREADED);
+}
+
 static void sx_exec_in_loop(struct sx_call *c) {
   c->rc = -100;
   c->pid = 0;
@@ -59,9 +65,12 @@ static void sx_exec_in_loop(struct sx_call *c) {
 /* Runs argv under `profile` with the default policy; returns its
  * returncode.  Checks that the callback ran once, in the loop's thread. */
 static int sx_run(int backend, const char *const *argv) {
-  lspec_loop *loop = lt_new_loop(backend);
+  lspec_loop *loop;
   struct ph_rec rec = {0};
-  struct sx_call c = {loop, argv, &rec, 0, 0, 0, {0}};
+  struct sx_call c = {NULL, argv, &rec, 0, 0, 0, {0}};
+
+  sx_require_default_watcher();
+  c.loop = loop = lt_new_loop(backend);
 
   sx_exec_in_loop(&c);
   cr_assert(eq(int, c.rc, LSPEC_OK), "subprocess_exec: %s", c.msg);
@@ -101,7 +110,6 @@ LOOP_TEST(subprocess, exit_code_3_12) {
 /* 3.8-3.11's default is Threaded. */
 ONE_TEST(subprocess, exit_code_3_11) {
   ph_setup(LSPEC_PROFILE_3_11);
-  sx_require_kind(LSPEC_WATCHER_THREADED);
   cr_assert(eq(int, sx_run(backend, argv_exit7), 7));
 }
 
@@ -122,12 +130,14 @@ ONE_TEST(subprocess, path_search) {
 LOOP_TEST(subprocess, missing_program) {
   static const char *const argv[] = {"/nonexistent/loopspec-no-such", NULL};
   static const char *const bare[] = {"loopspec-no-such-program", NULL};
-  lspec_loop *loop = lt_new_loop(backend);
+  lspec_loop *loop;
   struct ph_rec rec = {0};
-  struct sx_call c = {loop, argv, &rec, 0, 0, 0, {0}};
+  struct sx_call c = {NULL, argv, &rec, 0, 0, 0, {0}};
   siginfo_t si;
 
   ph_setup(LSPEC_PROFILE_3_12);
+  sx_require_default_watcher();
+  c.loop = loop = lt_new_loop(backend);
   sx_exec_in_loop(&c);
   cr_assert(eq(int, c.rc, LSPEC_E_OS));
   cr_assert(eq(int, c.err, ENOENT), "errno %d: %s", c.err, c.msg);
@@ -241,8 +251,7 @@ static void in_worker(int backend, int profile) {
   pthread_t th;
 
   ph_setup(profile);
-  if (profile < LSPEC_PROFILE_3_12 || !ph_have_pidfd())
-    sx_require_kind(LSPEC_WATCHER_THREADED);
+  sx_require_default_watcher();
   memset(&t, 0, sizeof t);
   t.backend = backend;
   t.argv = argv_exit7;
@@ -297,12 +306,13 @@ ONE_TEST(subprocess, bad_arguments) {
 
 /* The child starts with an empty signal mask and SIGPIPE/SIGXFSZ at their
  * defaults, whatever the spawning thread blocks or ignores; the shell's
- * exit status tells. */
+ * exit status tells.  Only signals 1-28 are checked for SIG_IGN: glibc
+ * reserves 32 and 33 for itself and may leave them ignored. */
 ONE_TEST(subprocess, spawn_resets_signals) {
   static const char *const argv[] = {
       "/bin/sh", "-c",
       "grep -q '^SigBlk:[[:space:]]*0*$' /proc/self/status && "
-      "grep -q '^SigIgn:[[:space:]]*0*$' /proc/self/status",
+      "grep -q '^SigIgn:[[:space:]]*[0-9a-f]*0000000$' /proc/self/status",
       NULL};
   sigset_t block, old;
   struct sigaction ign, oldpipe;
@@ -322,7 +332,7 @@ ONE_TEST(subprocess, spawn_resets_signals) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   cr_assert(pid > 0, "pid %d", (int)pid);
   cr_assert(method == LSPEC__SPAWN_CLONE3 ||
-                method == LSPEC__SPAWN_POSIX_SPAWN,
+                method == LSPEC__SPAWN_FORK,
             "method %d", method);
   status = ph_reap(pid);
   cr_assert(eq(int, WIFEXITED(status), 1));

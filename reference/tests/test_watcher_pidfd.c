@@ -108,11 +108,12 @@ ONE_TEST(pidfd, stateless_3_12) {
  * the iteration that sees the pidfd readable calls the callback. */
 static void exit_code_in(int backend, int profile, int code) {
   lspec_watcher *w;
-  lspec_loop *loop = lt_new_loop(backend);
+  lspec_loop *loop;
   struct ph_rec rec = {0};
   int pid;
 
   PH_REQUIRE_PIDFD();
+  loop = lt_new_loop(backend);
   ph_setup(profile);
   w = ph_new_pidfd();
   pid = ph_spawn_exit(code);
@@ -153,11 +154,12 @@ LOOP_TEST(pidfd, exit_code_3_11) {
 /* A death by SIGKILL reports -9. */
 LOOP_TEST(pidfd, signal_death) {
   lspec_watcher *w;
-  lspec_loop *loop = lt_new_loop(backend);
+  lspec_loop *loop;
   struct ph_rec rec = {0};
   int pid;
 
   PH_REQUIRE_PIDFD();
+  loop = lt_new_loop(backend);
   ph_setup(LSPEC_PROFILE_3_12);
   w = ph_new_pidfd();
   pid = ph_spawn_sleeper();
@@ -175,11 +177,12 @@ LOOP_TEST(pidfd, signal_death) {
 /* pidfd_open on a pid that no longer exists: ProcessLookupError. */
 ONE_TEST(pidfd, process_gone) {
   lspec_watcher *w;
-  lspec_loop *loop = lt_new_loop(backend);
+  lspec_loop *loop;
   struct ph_rec rec = {0};
   int pid;
 
   PH_REQUIRE_PIDFD();
+  loop = lt_new_loop(backend);
   ph_setup(LSPEC_PROFILE_3_9);
   w = ph_new_pidfd();
   cr_assert(eq(int, I->watcher_attach_loop(w, loop), LSPEC_OK));
@@ -196,12 +199,13 @@ ONE_TEST(pidfd, process_gone) {
 /* A registered child reaped by someone else: 255 and CPython's warning. */
 LOOP_TEST(pidfd, reaped_elsewhere) {
   lspec_watcher *w;
-  lspec_loop *loop = lt_new_loop(backend);
+  lspec_loop *loop;
   struct ph_rec rec = {0};
   char text[160];
   int pid;
 
   PH_REQUIRE_PIDFD();
+  loop = lt_new_loop(backend);
   ph_setup(LSPEC_PROFILE_3_12);
   w = ph_new_pidfd();
   pid = ph_spawn_exit(3);
@@ -223,11 +227,12 @@ LOOP_TEST(pidfd, reaped_elsewhere) {
  * stays a zombie until its owner (the test) reaps it. */
 LOOP_TEST(pidfd, never_reaps_foreign_children) {
   lspec_watcher *w;
-  lspec_loop *loop = lt_new_loop(backend);
+  lspec_loop *loop;
   struct ph_rec rec = {0};
   int mine, foreign;
 
   PH_REQUIRE_PIDFD();
+  loop = lt_new_loop(backend);
   ph_setup(LSPEC_PROFILE_3_12);
   w = ph_new_pidfd();
   foreign = ph_spawn_exit(5);
@@ -251,11 +256,12 @@ LOOP_TEST(pidfd, never_reaps_foreign_children) {
  * 3.12 fires both: conflict C3). */
 static void replace_in(int backend, int profile) {
   lspec_watcher *w;
-  lspec_loop *loop = lt_new_loop(backend);
+  lspec_loop *loop;
   struct ph_rec first = {0}, second = {0};
   int pid, fds;
 
   PH_REQUIRE_PIDFD();
+  loop = lt_new_loop(backend);
   ph_setup(profile);
   w = ph_new_pidfd();
   pid = ph_spawn_sleeper();
@@ -292,11 +298,12 @@ LOOP_TEST(pidfd, replace_3_9) { replace_in(backend, LSPEC_PROFILE_3_9); }
  * always returns True and still fires: conflict C4). */
 LOOP_TEST(pidfd, remove) {
   lspec_watcher *w;
-  lspec_loop *loop = lt_new_loop(backend);
+  lspec_loop *loop;
   struct ph_rec rec = {0};
   int pid, fds;
 
   PH_REQUIRE_PIDFD();
+  loop = lt_new_loop(backend);
   ph_setup(LSPEC_PROFILE_3_12);
   w = ph_new_pidfd();
   pid = ph_spawn_sleeper();
@@ -329,11 +336,13 @@ static const char detach_warning[] =
  * attach watches them on the new loop (CPython drops them: conflict C5). */
 LOOP_TEST(pidfd, detach_warns_and_keeps_3_10) {
   lspec_watcher *w;
-  lspec_loop *one = lt_new_loop(backend), *two = lt_new_loop(backend);
+  lspec_loop *one, *two;
   struct ph_rec rec = {0};
   int pid;
 
   PH_REQUIRE_PIDFD();
+  one = lt_new_loop(backend);
+  two = lt_new_loop(backend);
   ph_setup(LSPEC_PROFILE_3_10);
   w = ph_new_pidfd();
   cr_assert(eq(int, I->watcher_attach_loop(w, NULL), LSPEC_OK));
@@ -363,11 +372,13 @@ LOOP_TEST(pidfd, detach_warns_and_keeps_3_10) {
 /* Attaching to another loop moves the readers there, without a warning. */
 LOOP_TEST(pidfd, reattach_moves_readers_3_11) {
   lspec_watcher *w;
-  lspec_loop *one = lt_new_loop(backend), *two = lt_new_loop(backend);
+  lspec_loop *one, *two;
   struct ph_rec rec = {0};
   int pid;
 
   PH_REQUIRE_PIDFD();
+  one = lt_new_loop(backend);
+  two = lt_new_loop(backend);
   ph_setup(LSPEC_PROFILE_3_11);
   w = ph_new_pidfd();
   cr_assert(eq(int, I->watcher_attach_loop(w, one), LSPEC_OK));
@@ -405,11 +416,12 @@ ONE_TEST(pidfd, attach_wrong_type_3_9) {
  * baseline, the callbacks are dropped, and closing twice is harmless. */
 static void close_in(int backend, int profile) {
   lspec_watcher *w;
-  lspec_loop *loop = lt_new_loop(backend);
+  lspec_loop *loop;
   struct ph_rec rec[3];
   int pid[3], fds, i;
 
   PH_REQUIRE_PIDFD();
+  loop = lt_new_loop(backend);
   ph_setup(profile);
   memset(rec, 0, sizeof rec);
   w = ph_new_pidfd();
@@ -458,11 +470,12 @@ LOOP_TEST(pidfd, close_frees_everything_3_9) {
  * no descriptor behind. */
 ONE_TEST(pidfd, release_closes) {
   lspec_watcher *w;
-  lspec_loop *loop = lt_new_loop(backend);
+  lspec_loop *loop;
   struct ph_rec rec = {0};
   int pid;
 
   PH_REQUIRE_PIDFD();
+  loop = lt_new_loop(backend);
   ph_setup(LSPEC_PROFILE_3_12);
   w = ph_new_pidfd();
   pid = ph_spawn_sleeper();
