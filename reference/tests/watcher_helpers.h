@@ -31,6 +31,9 @@ static inline int wt_spawn_signal(int sig) {
   sigset_t set;
   cr_assert(ne(int, pid, -1), "fork: %s", strerror(errno));
   if (pid == 0) {
+    int fd;
+    for (fd = 3; fd < 1024; fd++)
+      close(fd);
     signal(sig, SIG_DFL);
     sigemptyset(&set);
     sigaddset(&set, sig);
