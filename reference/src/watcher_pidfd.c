@@ -32,10 +32,17 @@
  * pids registered here are ever waited for: foreign children are never
  * reaped.
  *
- * Threading: w->lock guards the table, w->loop and every pidfd_child.  The
- * readers themselves belong to their loop's thread while it runs, as for
- * any reader: an entry that would touch the readers of a loop running in
- * another thread fails with the loop's E_RUNTIME and changes nothing.
+ * Threading: w->lock guards the table, w->loop and every pidfd_child.  A
+ * reader may only be touched by its loop's thread while that loop runs, so
+ * work on a loop running in another thread is queued to it with
+ * call_soon_threadsafe: a registration (3.9-3.11 add from a worker thread
+ * while the attached loop runs in the main thread, as CPython allows), and
+ * the removal of the reader and the closing of the pidfd of a child
+ * unregistered by remove or close (its callback is never called from the
+ * moment remove returns).  A loop that is closed without running again
+ * drops such queued work: that pidfd stays open and the watcher is never
+ * freed.  attach_loop cannot take readers away from a loop running in
+ * another thread: E_RUNTIME, and nothing changes.
  */
 #define _GNU_SOURCE 1
 #include "loop.h"
@@ -70,14 +77,20 @@ struct lspec__syscalls lspec__sys = {
 /* --- state ------------------------------------------------------------------ */
 
 /* What a registered child needs beyond its table entry: the reader's
- * argument, so it leads back to the watcher and the entry. */
+ * argument, so it leads back to the watcher and the entry.  A record lives
+ * on after its child is unregistered while callbacks queued to a loop in
+ * another thread still point at it (`pending`); the last of them recycles
+ * it. */
 struct pidfd_child {
-  lspec_watcher *w;         /* the watcher (borrowed: close removes every
-                               reader before the watcher can die) */
-  struct lspec__child *c;   /* the table entry; c->pidfd is the descriptor */
-  lspec_loop *loop;         /* loop whose reader watches the pidfd (a
-                               reference), or NULL while detached */
-  int stuck;                /* close could not remove its reader */
+  lspec_watcher *w;         /* the watcher (borrowed; each queued callback
+                               holds a reference of its own) */
+  struct lspec__child *c;   /* the table entry, or NULL once unregistered */
+  int fd;                   /* the pidfd, or -1 once closed */
+  lspec_loop *loop;         /* loop that watches (or is about to watch)
+                               the pidfd (a reference), NULL if detached */
+  int has_reader;           /* the reader is registered on `loop` */
+  int adding;               /* a deferred_add is queued */
+  int pending;              /* queued callbacks pointing at this record */
   struct pidfd_child *next; /* free list link */
 };
 
@@ -95,10 +108,15 @@ static struct pidfd_child *pc_get(struct pidfd_state *st) {
   else if ((pc = malloc(sizeof *pc)) == NULL)
     return NULL;
   memset(pc, 0, sizeof *pc);
+  pc->fd = -1;
   return pc;
 }
 
-static void pc_put(struct pidfd_state *st, struct pidfd_child *pc) {
+/* Recycles a record nothing points at any more.  With w->lock held. */
+static void pc_maybe_put(lspec_watcher *w, struct pidfd_child *pc) {
+  struct pidfd_state *st = w->state;
+  if (pc->c != NULL || pc->pending > 0 || pc->fd >= 0)
+    return;
   pc->next = st->free;
   st->free = pc;
 }
@@ -107,20 +125,54 @@ static struct pidfd_child *pc_of(struct lspec__child *c) {
   return c->kind_data;
 }
 
-/* Unregisters a child whose reader is already gone: closes its pidfd,
- * drops its loop reference and recycles both records, callback uncalled.
- * Called with w->lock held. */
+static void on_ready(void *arg);
+static void deferred_add(void *arg);
+static void deferred_drop(void *arg);
+
+/* Queues fn(pc) to `loop`, which runs in another thread; the call holds a
+ * watcher reference.  With w->lock held. */
+static int queue_locked(struct pidfd_child *pc, lspec_loop *loop,
+                        lspec_callback fn) {
+  int rc = lspec__loop_call_soon_threadsafe(loop, fn, pc, NULL);
+  if (rc != LSPEC_OK)
+    return rc;
+  pc->pending++;
+  lspec__watcher_retain(pc->w);
+  return LSPEC_OK;
+}
+
+/* Stops watching an unregistered child (pc->c already NULL): removes the
+ * reader and closes the pidfd, or, when the reader is on a loop running in
+ * another thread, has that loop's thread do both (a reader may only be
+ * touched there, and the pidfd must outlive its reader).  With w->lock
+ * held. */
+static void unwatch_locked(lspec_watcher *w, struct pidfd_child *pc) {
+  if (pc->has_reader && lspec__loop_check_thread(pc->loop) != LSPEC_OK &&
+      queue_locked(pc, pc->loop, deferred_drop) == LSPEC_OK)
+    return;
+  /* Here the loop is this thread's, idle, or closed (readers gone). */
+  if (pc->has_reader)
+    lspec__loop_remove_reader(pc->loop, pc->fd);
+  pc->has_reader = 0;
+  if (pc->fd >= 0)
+    close(pc->fd);
+  pc->fd = -1;
+  if (pc->loop != NULL)
+    lspec__loop_release(pc->loop);
+  pc->loop = NULL;
+  pc_maybe_put(w, pc);
+}
+
+/* Unregisters a child: its callback will not be called.  With w->lock
+ * held. */
 static void drop_locked(lspec_watcher *w, struct lspec__child *c) {
   struct pidfd_child *pc = pc_of(c);
   lspec__children_take(w, c->pid);
-  if (c->pidfd >= 0)
-    close(c->pidfd);
   c->pidfd = -1;
   c->kind_data = NULL;
-  if (pc->loop != NULL)
-    lspec__loop_release(pc->loop);
-  pc_put(w->state, pc);
   lspec__children_recycle(w, c);
+  pc->c = NULL;
+  unwatch_locked(w, pc);
 }
 
 /* --- the exit path ------------------------------------------------------------ */
@@ -156,61 +208,123 @@ static void on_ready(void *arg) {
   lspec_watcher *w = pc->w;
   struct lspec__child *c;
   lspec_loop *loop;
-  int fd, pid;
+  int fd, pid, returncode;
 
   pthread_mutex_lock(&w->lock);
   c = pc->c;
-  pid = c->pid;
-  if (lspec__children_find(w, pid) != c || pc->loop != lspec__loop_running()) {
-    /* Cannot happen: a reader is removed before its entry changes. */
+  if (c == NULL || !pc->has_reader || pc->loop != lspec__loop_running()) {
+    /* Unregistered from another thread: deferred_drop is on its way. */
     pthread_mutex_unlock(&w->lock);
     return;
   }
   /* Taking the entry makes this call its owner: no one else can deliver
    * or drop it from here on. */
+  pid = c->pid;
   lspec__children_take(w, pid);
-  loop = pc->loop;
-  fd = c->pidfd;
   c->pidfd = -1;
   c->kind_data = NULL;
-  pc->loop = NULL;
-  pc_put(w->state, pc);
+  loop = pc->loop;
+  fd = pc->fd;
+  pc->c = NULL;
+  pc->has_reader = 0;
+  pc->fd = -1;
+  pc->loop = NULL; /* its reference moves to `loop` */
+  pc_maybe_put(w, pc);
   pthread_mutex_unlock(&w->lock);
 
   lspec__loop_remove_reader(loop, fd); /* first, as CPython */
-  c->loop = NULL; /* deliver synchronously: we are in the loop's thread */
-  {
-    int returncode = wait_exited(pid);
-    close(fd);
-    lspec__loop_release(loop); /* the caller running it holds another */
-    lspec__child_deliver(w, c, returncode);
+  returncode = wait_exited(pid);
+  close(fd);
+  lspec__loop_release(loop); /* the caller running it holds another */
+  c->loop = NULL;            /* synchronously: we are in the loop's thread */
+  lspec__child_deliver(w, c, returncode);
+}
+
+/* --- reader placement ----------------------------------------------------------- */
+
+/* Moves a registered child's reader from its loop (if any) to `loop`.  A
+ * loop running in another thread cannot take a reader from here: the
+ * registration is then queued to that loop's thread (CPython adds the
+ * reader from whatever thread calls add_child_handler; research SUB-008
+ * has worker-thread spawns watched by the main thread's loop).  A reader
+ * on a loop running in another thread cannot be moved away: E_RUNTIME,
+ * and nothing changes.  With w->lock held. */
+static int move_reader_locked(struct lspec__child *c, lspec_loop *loop) {
+  struct pidfd_child *pc = pc_of(c);
+  int rc, has_reader = 0;
+
+  if (pc->loop == loop && (pc->has_reader || pc->adding || loop == NULL))
+    return LSPEC_OK;
+  if (pc->has_reader && (rc = lspec__loop_check_thread(pc->loop)))
+    return rc;
+  if (loop != NULL) {
+    if (lspec__loop_check_thread(loop) == LSPEC_OK) {
+      if ((rc = lspec__loop_add_reader(loop, pc->fd, on_ready, pc)))
+        return rc;
+      has_reader = 1;
+    } else if (!pc->adding) {
+      /* A queued add re-queues itself to pc->loop if that changed. */
+      if ((rc = queue_locked(pc, loop, deferred_add)))
+        return rc;
+      pc->adding = 1;
+    }
+    lspec__loop_retain(loop);
   }
+  if (pc->has_reader)
+    lspec__loop_remove_reader(pc->loop, pc->fd);
+  if (pc->loop != NULL)
+    lspec__loop_release(pc->loop);
+  pc->loop = loop;
+  pc->has_reader = has_reader;
+  return LSPEC_OK;
+}
+
+/* In the thread of the loop an add was queued to: registers the reader on
+ * the child's current loop (queueing again if that one runs elsewhere), or
+ * lets the record go if the child was unregistered meanwhile. */
+static void deferred_add(void *arg) {
+  struct pidfd_child *pc = arg;
+  lspec_watcher *w = pc->w;
+  lspec_loop *loop;
+  int rc = LSPEC_OK, pid = 0;
+
+  pthread_mutex_lock(&w->lock);
+  pc->pending--;
+  pc->adding = 0;
+  loop = pc->loop;
+  if (pc->c != NULL && loop != NULL && !pc->has_reader) {
+    pid = pc->c->pid;
+    if (lspec__loop_check_thread(loop) != LSPEC_OK) {
+      if ((rc = queue_locked(pc, loop, deferred_add)) == LSPEC_OK)
+        pc->adding = 1;
+    } else if ((rc = lspec__loop_add_reader(loop, pc->fd, on_ready, pc)) ==
+               LSPEC_OK) {
+      pc->has_reader = 1;
+    }
+  }
+  pc_maybe_put(w, pc);
+  pthread_mutex_unlock(&w->lock);
+  if (rc != LSPEC_OK)
+    lspec__warn(LSPEC_WARN_LOG_ERROR,
+                "PidfdChildWatcher: cannot watch pid %d: %s", pid,
+                lspec_impl_v1()->last_error());
+  lspec__watcher_release(w); /* the queued call's reference */
+}
+
+/* In the thread of the loop whose reader an unregistered child still has:
+ * removes it and closes the pidfd. */
+static void deferred_drop(void *arg) {
+  struct pidfd_child *pc = arg;
+  lspec_watcher *w = pc->w;
+
+  pthread_mutex_lock(&w->lock);
+  pc->pending--;
+  unwatch_locked(w, pc); /* now in the loop's thread, or it stopped */
+  pthread_mutex_unlock(&w->lock);
+  lspec__watcher_release(w); /* the queued call's reference */
 }
 
 /* --- the operations ------------------------------------------------------------ */
-
-/* Moves a registered child's reader from its loop (if any) to `loop`.
- * Nothing changes on failure.  Called with w->lock held. */
-static int move_reader_locked(struct lspec__child *c, lspec_loop *loop) {
-  struct pidfd_child *pc = pc_of(c);
-  int rc;
-
-  if (pc->loop == loop)
-    return LSPEC_OK;
-  if (pc->loop != NULL && (rc = lspec__loop_check_thread(pc->loop)))
-    return rc;
-  if (loop != NULL) {
-    if ((rc = lspec__loop_add_reader(loop, c->pidfd, on_ready, pc)))
-      return rc;
-    lspec__loop_retain(loop);
-  }
-  if (pc->loop != NULL) {
-    lspec__loop_remove_reader(pc->loop, c->pidfd);
-    lspec__loop_release(pc->loop);
-  }
-  pc->loop = loop;
-  return LSPEC_OK;
-}
 
 static int pidfd_add_child_handler(lspec_watcher *w, int pid,
                                    lspec_child_callback cb, void *arg) {
@@ -264,7 +378,7 @@ static int pidfd_add_child_handler(lspec_watcher *w, int pid,
   c = pc ? lspec__children_add(w, pid) : NULL;
   if (c == NULL) {
     if (pc != NULL)
-      pc_put(w->state, pc);
+      pc_maybe_put(w, pc);
     close(fd);
     rc = lspec__fail_nomem("registering a child");
     goto out;
@@ -276,6 +390,7 @@ static int pidfd_add_child_handler(lspec_watcher *w, int pid,
   c->kind_data = pc;
   pc->w = w;
   pc->c = c;
+  pc->fd = fd;
   if ((rc = move_reader_locked(c, loop)) != LSPEC_OK)
     drop_locked(w, c);
 out:
@@ -285,12 +400,10 @@ out:
 
 static int pidfd_remove_child_handler(lspec_watcher *w, int pid) {
   struct lspec__child *c;
-  int rc = 1;
+  int rc = 0;
 
   pthread_mutex_lock(&w->lock);
-  if ((c = lspec__children_find(w, pid)) == NULL)
-    rc = 0;
-  else if ((rc = move_reader_locked(c, NULL)) == LSPEC_OK) {
+  if ((c = lspec__children_find(w, pid)) != NULL) {
     drop_locked(w, c);
     rc = 1;
   }
@@ -298,71 +411,30 @@ static int pidfd_remove_child_handler(lspec_watcher *w, int pid) {
   return rc;
 }
 
-/* Calls fn(c, loop) for the first `limit` registered children (all when
- * limit is (size_t)-1) and stops at the first failure, whose status it
- * returns; *done counts the successes.  Called with w->lock held. */
-static int for_children(lspec_watcher *w, size_t limit,
-                        int (*fn)(struct lspec__child *, lspec_loop *),
-                        lspec_loop *loop, size_t *done) {
+/* Moves every child's reader from its loop to `loop` (NULL: none).  The
+ * readers on a loop running in another thread are checked first, so that
+ * case changes nothing; a refusal by the new loop part way (out of memory,
+ * or the backend refusing a descriptor) leaves the children already moved
+ * on the new loop, where they are watched. */
+static int switch_loop_locked(lspec_watcher *w, lspec_loop *loop) {
   struct lspec__child *c;
   size_t i;
   int rc;
 
-  *done = 0;
   if (w->children.buckets == NULL)
     return LSPEC_OK;
+  if (loop != NULL && w->children.count > 0 &&
+      (rc = lspec__loop_check_closed(loop)))
+    return rc;
   for (i = 0; i <= w->children.mask; i++)
-    for (c = w->children.buckets[i]; c != NULL; c = c->next) {
-      if (*done == limit)
-        return LSPEC_OK;
-      if ((rc = fn(c, loop)) != LSPEC_OK)
+    for (c = w->children.buckets[i]; c != NULL; c = c->next)
+      if (pc_of(c)->has_reader &&
+          (rc = lspec__loop_check_thread(pc_of(c)->loop)))
         return rc;
-      (*done)++;
-    }
-  return LSPEC_OK;
-}
-
-static int add_reader_to(struct lspec__child *c, lspec_loop *loop) {
-  return lspec__loop_add_reader(loop, c->pidfd, on_ready, pc_of(c));
-}
-
-static int remove_reader_from(struct lspec__child *c, lspec_loop *loop) {
-  lspec__loop_remove_reader(loop, c->pidfd);
-  return LSPEC_OK;
-}
-
-static int check_old_loop(struct lspec__child *c, lspec_loop *loop) {
-  (void)loop;
-  return pc_of(c)->loop ? lspec__loop_check_thread(pc_of(c)->loop) : LSPEC_OK;
-}
-
-/* Switches every child's reader from its loop to `loop` (NULL: none).  The
- * new readers are added first, so a refusal leaves all as it was. */
-static int switch_loop_locked(lspec_watcher *w, lspec_loop *loop) {
-  struct lspec__child *c;
-  size_t i, added, n;
-  int rc;
-
-  if ((rc = for_children(w, (size_t)-1, check_old_loop, NULL, &n)))
-    return rc;
-  if (loop != NULL &&
-      (rc = for_children(w, (size_t)-1, add_reader_to, loop, &added))) {
-    for_children(w, added, remove_reader_from, loop, &n);
-    return rc;
-  }
-  if (w->children.buckets == NULL)
-    return LSPEC_OK;
   for (i = 0; i <= w->children.mask; i++)
-    for (c = w->children.buckets[i]; c != NULL; c = c->next) {
-      struct pidfd_child *pc = pc_of(c);
-      if (pc->loop != NULL) {
-        lspec__loop_remove_reader(pc->loop, c->pidfd);
-        lspec__loop_release(pc->loop);
-      }
-      if (loop != NULL)
-        lspec__loop_retain(loop);
-      pc->loop = loop;
-    }
+    for (c = w->children.buckets[i]; c != NULL; c = c->next)
+      if ((rc = move_reader_locked(c, loop)))
+        return rc;
   return LSPEC_OK;
 }
 
@@ -412,37 +484,26 @@ static int pidfd_is_active(lspec_watcher *w) {
 }
 
 /* Releases every pidfd and reader; pending callbacks are dropped uncalled.
- * A reader on a loop running in another thread cannot be removed: that
- * child stays registered and the loop's E_RUNTIME is returned. */
+ * A reader on a loop running in another thread is removed, and its pidfd
+ * closed, by that loop's thread on its next iteration. */
 static int pidfd_close(lspec_watcher *w) {
-  struct lspec__child *c;
   lspec_loop *old;
   size_t i = 0, mask;
-  int rc = LSPEC_OK, r;
 
   pthread_mutex_lock(&w->lock);
   /* 3.9-3.11's close() is attach_loop(None), warning included. */
   if (!stateless() && w->loop != NULL && w->children.count > 0)
     lspec__warn(LSPEC_WARN_RUNTIME, "A loop is being detached from a child "
                                     "watcher with pending handlers");
-  /* Taking entries may reshape the table: rescan a bucket after each take,
-   * and start over if the table was resized. */
+  /* Taking entries may reshape the table: empty a bucket, and start over
+   * if the table was resized. */
   while (w->children.buckets != NULL && i <= w->children.mask) {
-    for (c = w->children.buckets[i]; c != NULL && pc_of(c)->stuck;
-         c = c->next)
-      ;
-    if (c == NULL) {
+    if (w->children.buckets[i] == NULL) {
       i++;
       continue;
     }
-    if ((r = move_reader_locked(c, NULL)) != LSPEC_OK) {
-      pc_of(c)->stuck = 1;
-      if (rc == LSPEC_OK)
-        rc = r;
-      continue;
-    }
     mask = w->children.mask;
-    drop_locked(w, c);
+    drop_locked(w, w->children.buckets[i]);
     if (w->children.mask != mask)
       i = 0;
   }
@@ -451,7 +512,7 @@ static int pidfd_close(lspec_watcher *w) {
   pthread_mutex_unlock(&w->lock);
   if (old != NULL)
     lspec__loop_release(old);
-  return rc;
+  return LSPEC_OK;
 }
 
 static int pidfd_enter(lspec_watcher *w) {

@@ -531,3 +531,89 @@ ONE_TEST(pidfd, bad_arguments) {
   cr_assert(eq(int, I->watcher_remove_child_handler(w, 12345), 0));
   ph_free_watcher(w);
 }
+
+/* --- a loop running in another thread (3.9-3.11) ----------------------------- */
+
+struct xt_run {
+  lspec_loop *loop;     /* runs in the worker */
+  struct ph_rec *rec;   /* the recorder it runs until */
+  atomic_int started;   /* the loop has run a first callback */
+  int run_rc;           /* run_until's status */
+  pthread_t self;       /* the worker */
+};
+
+static void xt_started(void *arg) {
+  atomic_store(&((struct xt_run *)arg)->started, 1);
+}
+
+static void *xt_worker(void *arg) {
+  struct xt_run *x = arg;
+  x->self = pthread_self();
+  x->run_rc = I->loop_run_until(x->loop, ph_rec_called, x->rec, 10.0);
+  return NULL;
+}
+
+/* CPython 3.9-3.11 add the reader from whatever thread calls
+ * add_child_handler (research SUB-008: worker-thread spawns watched by the
+ * main thread's loop).  The reference queues the registration to the
+ * attached loop's thread; the exit is reported there.  A child removed
+ * from this thread, before or after its registration ran, is never
+ * reported, and its pidfd is closed by the loop's thread. */
+LOOP_TEST(pidfd, attached_loop_in_another_thread_3_10) {
+  lspec_watcher *w;
+  lspec_loop *loop;
+  struct ph_rec rec = {0}, removed = {0};
+  struct xt_run x;
+  pthread_t th;
+  int pid, sleeper, i;
+
+  PH_REQUIRE_PIDFD();
+  ph_setup(LSPEC_PROFILE_3_10);
+  loop = lt_new_loop(backend);
+  w = ph_new_pidfd();
+  cr_assert(eq(int, I->watcher_attach_loop(w, loop), LSPEC_OK));
+  memset(&x, 0, sizeof x);
+  x.loop = loop;
+  x.rec = &rec;
+  cr_assert(eq(int, I->loop_call_soon(loop, xt_started, &x, NULL), LSPEC_OK));
+  cr_assert(eq(int, pthread_create(&th, NULL, xt_worker, &x), 0));
+  for (i = 0; i < 5000 && !atomic_load(&x.started); i++)
+    lt_nap(1);
+  cr_assert(eq(int, atomic_load(&x.started), 1), "the worker's loop runs");
+  cr_assert(eq(int, I->watcher_is_active(w), 1), "attached and running");
+
+  /* Removed before its queued registration ran. */
+  sleeper = ph_spawn_sleeper();
+  cr_assert(eq(int, I->watcher_add_child_handler(w, sleeper, ph_rec_cb,
+                                                 &removed),
+               LSPEC_OK),
+            "add: %s", I->last_error());
+  cr_assert(eq(int, I->watcher_remove_child_handler(w, sleeper), 1));
+  /* Removed after it ran: the loop's thread removes the reader. */
+  cr_assert(eq(int, I->watcher_add_child_handler(w, sleeper, ph_rec_cb,
+                                                 &removed),
+               LSPEC_OK),
+            "add: %s", I->last_error());
+  atomic_store(&x.started, 0);
+  cr_assert(eq(int, I->loop_call_soon_threadsafe(loop, xt_started, &x, NULL),
+               LSPEC_OK));
+  for (i = 0; i < 5000 && !atomic_load(&x.started); i++)
+    lt_nap(1);
+  cr_assert(eq(int, atomic_load(&x.started), 1));
+  cr_assert(eq(int, I->watcher_remove_child_handler(w, sleeper), 1));
+  cr_assert(eq(int, I->watcher_remove_child_handler(w, sleeper), 0));
+  pid = ph_spawn_exit(4);
+  cr_assert(eq(int, I->watcher_add_child_handler(w, pid, ph_rec_cb, &rec),
+               LSPEC_OK),
+            "add: %s", I->last_error());
+  pthread_join(th, NULL);
+  cr_assert(eq(int, x.run_rc, LSPEC_OK), "the exit was reported");
+  cr_assert(eq(int, atomic_load(&rec.calls), 1));
+  cr_assert(eq(int, rec.returncode, 4));
+  cr_assert(pthread_equal(rec.thread, x.self), "in the loop's thread");
+  ph_kill_reap(sleeper);
+  lt_run_for(loop, 0.02);
+  cr_assert(eq(int, atomic_load(&removed.calls), 0));
+  ph_free_watcher(w);
+  lt_free_loop(loop);
+}
