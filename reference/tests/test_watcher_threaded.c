@@ -385,8 +385,12 @@ ONE_TEST(watcher_threaded, the_waiting_thread_is_small_masked_and_named) {
   cr_assert(eq(int, wt_warning_count(), 1), "the 255 warning");
   cr_assert(eq(int, pthread_equal(wt_warned.thread, pthread_self()), 0),
             "the warning came from the waiting thread");
+#ifndef __SANITIZE_THREAD__
+  /* ThreadSanitizer's pthread_create raises a small stack to a minimum of
+   * its own (900 KiB seen), so the size is checked in the other builds. */
   cr_assert(le(sz, wt_warned.stack_size, (size_t)64 * 1024),
             "stack of %zu bytes: at most 64 KiB", wt_warned.stack_size);
+#endif
   cr_assert(ne(sz, wt_warned.stack_size, 0), "a stack size was read");
   cr_assert(eq(int, wt_warned.headroom, 1),
             "a hook may use 16 KiB of that stack");
@@ -406,18 +410,21 @@ ONE_TEST(watcher_threaded, threads_are_named_waitpid_n_before_3_11) {
   lspec_watcher *w;
   struct wt_rec rec[2];
   struct wt_all all = {rec, 2};
-  int pid, i;
+  int pids[2], i;
 
   cr_assert(eq(int, I->set_profile(LSPEC_PROFILE_3_10), LSPEC_OK),
             "set_profile: %s", I->last_error());
+  /* Both children are made (and reaped here) before any thread exists. */
+  for (i = 0; i < 2; i++) {
+    pids[i] = wt_spawn_exit(0);
+    waitpid(pids[i], NULL, 0);
+  }
   loop = lt_new_loop(backend);
   w = wt_new(LSPEC_WATCHER_THREADED);
   wt_hook_install();
   memset(rec, 0, sizeof rec);
   for (i = 0; i < 2; i++) {
-    pid = wt_spawn_exit(0);
-    waitpid(pid, NULL, 0);
-    cr_assert(eq(int, wt_add_in_loop(loop, w, pid, &rec[i]), LSPEC_OK),
+    cr_assert(eq(int, wt_add_in_loop(loop, w, pids[i], &rec[i]), LSPEC_OK),
               "add");
     all.n = i + 1;
     cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
