@@ -117,6 +117,7 @@ static inline int sw_spawn_gated(int code, int sig, int *gate) {
         close(fd);
     while (read(p[0], &c, 1) < 0 && errno == EINTR)
       ;
+    close(p[0]); /* nothing inherited is left open at the end */
     if (sig != 0) {
       signal(sig, SIG_DFL);
       sigemptyset(&set);
