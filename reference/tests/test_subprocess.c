@@ -356,3 +356,71 @@ ONE_TEST(subprocess, spawn_errors) {
   cr_assert(eq(int, lspec__spawn(notexec, &pid, NULL), -EACCES));
   cr_assert(eq(int, lspec__spawn(dir, &pid, NULL), -EACCES));
 }
+
+/* --- research SUB-008: Pidfd 3.9-3.11 attached to the main loop ------------- */
+
+struct sx_main {
+  struct sx_thread t;    /* the worker and what it saw */
+  atomic_int main_runs;  /* the "main" loop has started */
+  atomic_int done;       /* the worker finished */
+};
+
+static void sx_mark(void *arg) { atomic_store((atomic_int *)arg, 1); }
+
+static int sx_done(void *arg) { return atomic_load((atomic_int *)arg); }
+
+static void *sx_main_worker(void *arg) {
+  struct sx_main *m = arg;
+  int i;
+  for (i = 0; i < 5000 && !atomic_load(&m->main_runs); i++)
+    lt_nap(1);
+  sx_worker(&m->t);
+  atomic_store(&m->done, 1);
+  return NULL;
+}
+
+/* A worker-thread loop spawns while the loop the watcher is attached to
+ * runs in another thread (the main thread's, in asyncio): the watcher
+ * watches through that loop and the exit reaches the worker's loop. */
+LOOP_TEST(subprocess, worker_with_attached_main_loop_3_10) {
+  struct lspec_policy_methods methods;
+  lspec_policy *p = NULL;
+  lspec_watcher *w;
+  lspec_loop *main_loop;
+  struct sx_main m;
+  pthread_t th;
+
+  PH_REQUIRE_PIDFD();
+  ph_setup(LSPEC_PROFILE_3_10);
+  main_loop = lt_new_loop(backend);
+  w = ph_new_pidfd();
+  cr_assert(eq(int, I->watcher_attach_loop(w, main_loop), LSPEC_OK));
+  memset(&methods, 0, sizeof methods);
+  methods.size = sizeof methods;
+  methods.get_child_watcher = sx_policy_watcher;
+  cr_assert(eq(int, I->policy_new_custom(LSPEC_POLICY_BASE_DEFAULT, &methods,
+                                         w, &p),
+               LSPEC_OK));
+  cr_assert(eq(int, I->set_event_loop_policy(p), LSPEC_OK));
+
+  memset(&m, 0, sizeof m);
+  m.t.backend = backend;
+  m.t.argv = argv_exit7;
+  cr_assert(eq(int, I->loop_call_soon(main_loop, sx_mark, &m.main_runs, NULL),
+               LSPEC_OK));
+  cr_assert(eq(int, pthread_create(&th, NULL, sx_main_worker, &m), 0));
+  cr_assert(eq(int, I->loop_run_until(main_loop, sx_done, &m.done, 20.0),
+               LSPEC_OK));
+  pthread_join(th, NULL);
+  cr_assert(eq(int, m.t.rc, LSPEC_OK));
+  cr_assert(eq(int, m.t.run_rc, LSPEC_OK));
+  cr_assert(eq(int, atomic_load(&m.t.rec.calls), 1));
+  cr_assert(eq(int, m.t.rec.returncode, 7));
+  cr_assert(pthread_equal(m.t.rec.thread, m.t.self),
+            "in the spawning worker's thread");
+
+  cr_assert(eq(int, I->set_event_loop_policy(NULL), LSPEC_OK));
+  I->policy_release(p);
+  ph_free_watcher(w);
+  lt_free_loop(main_loop);
+}
