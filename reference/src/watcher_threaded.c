@@ -38,13 +38,16 @@
  * child exits, and the thread reaps it.  Reaping and taking the table entry
  * happen in one critical section under the watcher's lock, so a pid that is
  * reused right after the reap can never be matched to the old exit.  Where
- * pidfd_open is unavailable (Linux < 5.3, seccomp, no descriptor left) the
- * thread blocks in waitid(P_PID, WEXITED | WNOWAIT) instead, with deferred
- * cancellation enabled only around that call: WNOWAIT consumes nothing, so
- * cancelling it loses no status.
+ * pidfd_open is unavailable (Linux < 5.3, seccomp, valgrind 3.19, no
+ * descriptor left) the thread instead re-tries the reap at growing
+ * intervals (1 ms doubling to 64 ms) while waiting on the watcher's
+ * condition variable, which close broadcasts.  Not waitid() with
+ * pthread_cancel: glibc loads libgcc_s at the first cancellation, and that
+ * dlopen fails (and aborts the process) in exactly the no-descriptor case.
  *
- * close.  It writes the stop eventfd (and cancels the waitid-blocked
- * threads), joins every thread, and then settles each child whose thread it
+ * close.  It starts a new generation (threads of older ones stop), writes
+ * the stop eventfd and broadcasts the condition variable, joins every
+ * thread, and then settles each child whose thread it
  * stopped: a child that has exited meanwhile is reaped and its callback is
  * delivered with the real returncode (not lost); a child still running has
  * its handler dropped (as Safe/Fast/MultiLoop's close clear their
@@ -76,6 +79,7 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SYS_pidfd_open
@@ -103,6 +107,7 @@ struct waiter {
   int pid;             /* the child */
   int pidfd;           /* a pidfd of the child, or -1: waitid fallback */
   int stopfd;          /* its generation's stop eventfd (borrowed) */
+  unsigned gen;        /* its generation: close stops older ones */
   int state;           /* enum waiter_state, under w->lock */
   int reaped;          /* close: 1 reaped (rc is valid), 0 ECHILD */
   int rc;              /* close: the returncode to deliver */
@@ -113,6 +118,8 @@ struct waiter {
 /* The kind's state, under w->lock. */
 struct threaded {
   int stopfd;              /* eventfd close writes, -1 until needed */
+  unsigned gen;            /* generation: each close starts a new one */
+  pthread_cond_t stop_cond; /* close broadcasts it (pidfd-less threads) */
   unsigned next_n;         /* N of the next thread's name */
   struct waiter *waiters;  /* started and not joined yet */
 };
@@ -212,41 +219,48 @@ static int pidfd_open(int pid) {
   return r < 0 ? -1 : (int)r;
 }
 
-/* Blocks until the child may have changed state (1) or close asked the
- * thread to stop (0). */
-static int waiter_block(struct waiter *wt) {
+/* With a pidfd: blocks, without the lock, until the child exited or close
+ * wrote the stop eventfd; the caller then looks again under the lock. */
+static void waiter_poll(struct waiter *wt) {
   struct pollfd p[2];
-  siginfo_t si;
-  int r, old;
+  int r;
 
-  if (wt->pidfd < 0) {
-    /* No pidfd: waitid consumes nothing with WNOWAIT, so close may cancel
-     * it; cancellation is enabled nowhere else. */
-    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
-    r = waitid(P_PID, (id_t)wt->pid, &si, WEXITED | WNOWAIT);
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
-    (void)r; /* success, EINTR or ECHILD: the reap that follows tells */
-    return 1;
-  }
   p[0] = (struct pollfd){wt->pidfd, POLLIN, 0};
   p[1] = (struct pollfd){wt->stopfd, POLLIN, 0};
   do
     r = poll(p, 2, -1);
   while (r < 0 && errno == EINTR);
-  if (r < 0)
-    return 1; /* cannot happen with valid descriptors; the reap decides */
-  return p[0].revents != 0 || p[1].revents == 0;
+  /* An error cannot happen with valid descriptors; looking again is safe. */
+}
+
+/* Without a pidfd: waits on the watcher's condition variable (w->lock
+ * held) until close broadcasts it or `*interval_ms` passes, then doubles
+ * the interval up to POLL_MAX_MS.  Bounded polling, but no signal, no
+ * cancellation and no descriptor. */
+#define POLL_MAX_MS 64
+static void waiter_nap(struct waiter *wt, struct threaded *st,
+                       long *interval_ms) {
+  struct timespec until;
+
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_nsec += *interval_ms * 1000000L;
+  until.tv_sec += until.tv_nsec / 1000000000L;
+  until.tv_nsec %= 1000000000L;
+  pthread_cond_timedwait(&st->stop_cond, &wt->w->lock, &until);
+  if (*interval_ms < POLL_MAX_MS)
+    *interval_ms *= 2;
 }
 
 static void *waiter_main(void *arg) {
   struct waiter *wt = arg;
   lspec_watcher *w = wt->w;
+  struct threaded *st = w->state;
   struct lspec__child *c = NULL;
-  int pid = wt->pid, rc = 0, r, old;
+  long interval_ms = 1;
+  int pid = wt->pid, rc = 0, r;
 
-  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+  pthread_mutex_lock(&w->lock);
   for (;;) {
-    pthread_mutex_lock(&w->lock);
     r = lspec__reap(pid, &rc);
     if (r != 0) {
       /* Settled: the exit, or -ECHILD (not our child, or reaped
@@ -257,17 +271,23 @@ static void *waiter_main(void *arg) {
       else
         c = NULL;
       wt->state = W_DONE;
-      pthread_mutex_unlock(&w->lock);
       break;
     }
-    pthread_mutex_unlock(&w->lock);
-    if (!waiter_block(wt)) {
-      pthread_mutex_lock(&w->lock);
+    if (wt->gen != st->gen) {
+      /* close stopped this generation; it settles the child. */
       wt->state = W_STOPPED;
       pthread_mutex_unlock(&w->lock);
       return NULL;
     }
+    if (wt->pidfd >= 0) {
+      pthread_mutex_unlock(&w->lock);
+      waiter_poll(wt);
+      pthread_mutex_lock(&w->lock);
+    } else {
+      waiter_nap(wt, st, &interval_ms);
+    }
   }
+  pthread_mutex_unlock(&w->lock);
   /* From here on `wt` belongs to whoever joins the thread. */
   if (wt->pidfd >= 0)
     close(wt->pidfd);
@@ -363,6 +383,7 @@ static int threaded_add(lspec_watcher *w, int pid, lspec_child_callback cb,
   lspec_loop *loop = lspec__loop_running();
   struct lspec__child *c;
   struct waiter *wt = NULL, *done;
+  lspec_loop *replaced = NULL;
   int rc = LSPEC_OK, err;
 
   if (loop == NULL)
@@ -375,8 +396,7 @@ static int threaded_add(lspec_watcher *w, int pid, lspec_child_callback cb,
      * old one (the page; conflict C3), and will be delivered through the
      * new caller's loop. */
     lspec__loop_retain(loop);
-    if (c->loop != NULL)
-      lspec__loop_release(c->loop);
+    replaced = c->loop; /* released after the lock: it may be the last */
     c->loop = loop;
     c->cb = cb;
     c->arg = arg;
@@ -396,6 +416,7 @@ static int threaded_add(lspec_watcher *w, int pid, lspec_child_callback cb,
   wt->w = w;
   wt->pid = pid;
   wt->stopfd = st->stopfd;
+  wt->gen = st->gen;
   /* ESRCH (gone already), ENOSYS, EMFILE...: the waitid path settles it. */
   wt->pidfd = pidfd_open(pid);
   c->cb = cb;
@@ -419,6 +440,8 @@ static int threaded_add(lspec_watcher *w, int pid, lspec_child_callback cb,
   st->waiters = wt;
 out:
   pthread_mutex_unlock(&w->lock);
+  if (replaced != NULL)
+    lspec__loop_release(replaced);
   reap_finished(done);
   orphans_sweep();
   return rc;
@@ -469,20 +492,19 @@ static int threaded_close(lspec_watcher *w) {
   st->waiters = NULL;
   stopfd = st->stopfd;
   st->stopfd = -1;
+  st->gen++;
+  pthread_cond_broadcast(&st->stop_cond);
   pthread_mutex_unlock(&w->lock);
 
   if (stopfd >= 0)
     while (eventfd_write(stopfd, 1) < 0 && errno == EINTR)
       ;
   for (wt = list; wt != NULL; wt = wt->next)
-    if (wt->pidfd < 0)
-      pthread_cancel(wt->thread); /* no effect unless blocked in waitid */
-  for (wt = list; wt != NULL; wt = wt->next)
     waiter_join(wt);
   if (stopfd >= 0)
     close(stopfd);
 
-  /* Settle the children whose thread was stopped (or cancelled). */
+  /* Settle the children whose thread was stopped. */
   pthread_mutex_lock(&w->lock);
   for (wt = list; wt != NULL; wt = next) {
     next = wt->next;
@@ -501,28 +523,30 @@ static int threaded_close(lspec_watcher *w) {
     lspec__children_take(w, wt->pid);
     r = lspec__reap(wt->pid, &rc);
     if (r == 0) {
-      /* Still running: no thread will report it any more. */
-      lspec__children_recycle(w, c);
+      /* Still running: no thread will report it any more.  The entry goes
+       * through deliver without a handler, which recycles it and drops its
+       * loop reference outside the lock. */
+      c->cb = NULL;
       orphan_add(wt->pid, wt->pidfd);
-      free(wt);
-      continue;
-    }
-    if (wt->pidfd >= 0)
+      wt->pidfd = -1;
+    } else if (wt->pidfd >= 0) {
       close(wt->pidfd);
+    }
     wt->child = c;
     wt->reaped = r > 0;
-    wt->rc = rc;
+    wt->rc = r > 0 ? rc : 255;
     wt->next = todo;
     todo = wt;
   }
   pthread_mutex_unlock(&w->lock);
 
-  /* Exits that happened before close are delivered, not lost. */
+  /* Exits that happened before close are delivered, not lost; dropped
+   * handlers (cb NULL) are only recycled. */
   for (wt = todo; wt != NULL; wt = next) {
     next = wt->next;
     rc = wt->rc;
-    if (!wt->reaped)
-      rc = wt->child->cb != NULL ? lspec__unknown_child(wt->pid) : 255;
+    if (!wt->reaped && wt->child->cb != NULL)
+      rc = lspec__unknown_child(wt->pid);
     lspec__child_deliver(w, wt->child, rc);
     free(wt);
   }
@@ -531,7 +555,9 @@ static int threaded_close(lspec_watcher *w) {
 }
 
 static void threaded_destroy(lspec_watcher *w) {
-  free(w->state);
+  struct threaded *st = w->state;
+  pthread_cond_destroy(&st->stop_cond);
+  free(st);
   w->state = NULL;
 }
 
@@ -550,9 +576,14 @@ static const struct lspec__watcher_ops threaded_ops = {
 
 int lspec__watcher_threaded_init(lspec_watcher *w) {
   struct threaded *st = calloc(1, sizeof *st);
+  pthread_condattr_t attr;
 
   if (st == NULL)
     return lspec__fail_nomem("a ThreadedChildWatcher");
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&st->stop_cond, &attr);
+  pthread_condattr_destroy(&attr);
   st->stopfd = -1;
   w->ops = &threaded_ops;
   w->state = st;

@@ -6,6 +6,8 @@
  */
 #include "watcher_helpers.h"
 
+#include <sys/resource.h>
+
 TestSuite(watcher_threaded, .timeout = 60);
 
 /* --- returncodes and delivery ----------------------------------------------------- */
@@ -337,6 +339,101 @@ ONE_TEST(watcher_threaded, the_watcher_works_again_after_close) {
                LSPEC_OK), "run_until: %s", I->last_error());
   cr_assert(eq(int, rec.returncode, 9), "returncode");
   wt_free(w);
+  lt_free_loop(loop);
+}
+
+/* Without a pidfd (Linux < 5.3, seccomp, valgrind 3.19, no descriptor
+ * left) a thread re-tries the reap at growing intervals instead, and close
+ * wakes and stops it.
+ * Here pidfd_open fails with EMFILE: the descriptor limit is lowered to the
+ * highest descriptor in use once the watcher's eventfd exists. */
+static int highest_fd(void) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int max = -1, fd;
+  cr_assert(ne(ptr, d, NULL), "opendir");
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.' && (fd = atoi(e->d_name)) > max &&
+        fd != dirfd(d))
+      max = fd;
+  closedir(d);
+  return max;
+}
+
+/* Open pidfds of this process. */
+static int count_pidfds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  char path[320], target[64];
+  ssize_t n;
+  int count = 0;
+  cr_assert(ne(ptr, d, NULL), "opendir");
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+    n = readlink(path, target, sizeof target - 1);
+    if (n > 0) {
+      target[n] = '\0';
+      count += strcmp(target, "anon_inode:[pidfd]") == 0;
+    }
+  }
+  closedir(d);
+  return count;
+}
+
+ONE_TEST(watcher_threaded, without_pidfds_threads_poll_and_close_stops_them) {
+  lspec_loop *loop = lt_new_loop(backend);
+  lspec_watcher *w = wt_new(LSPEC_WATCHER_THREADED);
+  struct wt_rec warm, rec, held;
+  struct wt_all all = {&warm, 1};
+  struct rlimit old, low;
+  int pid, sleeper, fds, threads, holes[64], nholes;
+
+  memset(&warm, 0, sizeof warm);
+  memset(&rec, 0, sizeof rec);
+  memset(&held, 0, sizeof held);
+  pid = wt_spawn_exit(1);
+  sleeper = wt_spawn_sleeper();
+  cr_assert(eq(int, wt_add_in_loop(loop, w, pid, &warm), LSPEC_OK), "warm");
+  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
+               LSPEC_OK), "run_until: %s", I->last_error());
+  pid = wt_spawn_exit(4);
+  threads = lt_count_entries("/proc/self/task");
+
+  fds = count_pidfds();
+  cr_assert(eq(int, getrlimit(RLIMIT_NOFILE, &old), 0), "getrlimit");
+  low = old;
+  low.rlim_cur = (rlim_t)highest_fd() + 1;
+  cr_assert(eq(int, setrlimit(RLIMIT_NOFILE, &low), 0), "setrlimit");
+  /* Fill the holes below the limit too. */
+  for (nholes = 0; nholes < 64 && (holes[nholes] = dup(0)) >= 0; nholes++)
+    ;
+  cr_assert(eq(int, errno, EMFILE), "no descriptor left");
+  cr_assert(eq(int, wt_add_in_loop(loop, w, pid, &rec), LSPEC_OK), "add: %s",
+            I->last_error());
+  cr_assert(eq(int, wt_add_in_loop(loop, w, sleeper, &held), LSPEC_OK),
+            "add the sleeper: %s", I->last_error());
+  while (nholes > 0)
+    close(holes[--nholes]);
+  cr_assert(eq(int, setrlimit(RLIMIT_NOFILE, &old), 0), "restore the limit");
+  cr_assert(eq(int, count_pidfds(), fds), "no pidfd was opened");
+  all.recs = &rec;
+  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
+               LSPEC_OK), "run_until: %s", I->last_error());
+  cr_assert(eq(int, rec.returncode, 4), "delivered by the polling thread");
+  cr_assert(eq(int, lt_count_entries("/proc/self/task"), threads + 1),
+            "the sleeper's thread still polls");
+  cr_assert(eq(int, I->watcher_close(w), LSPEC_OK), "close");
+  cr_assert(eq(int, lt_threads_settle(threads), threads),
+            "close stopped the polling thread");
+
+  kill(sleeper, SIGKILL);
+  wt_wait_exited(sleeper);
+  I->watcher_release(w); /* sweeps the orphan, known by its pid only */
+  cr_assert(eq(int, wt_wait_reaped(sleeper), 1), "the orphan was reaped");
+  lt_run_for(loop, 0.05);
+  cr_assert(eq(int, atomic_load(&held.calls), 0), "dropped by close");
   lt_free_loop(loop);
 }
 

@@ -13,6 +13,7 @@
 #include "loop_helpers.h"
 
 #include <stdlib.h>
+#include <sys/prctl.h>
 
 /* --- children ------------------------------------------------------------- */
 
@@ -50,6 +51,8 @@ static inline int wt_spawn_sleeper(void) {
   cr_assert(ne(int, pid, -1), "fork: %s", strerror(errno));
   if (pid == 0) {
     int fd;
+    /* Dies with the test's process, should the test fail before its kill. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     for (fd = 3; fd < 1024; fd++)
       close(fd);
     for (;;)
