@@ -63,7 +63,10 @@
  * WNOHANG), O(n) per SIGCHLD, never an unregistered child).  A wake-up is
  * written at installation too, so exits that happened while nothing was
  * installed are found.  The warnings hook may run on this thread (a closed
- * loop, an unknown child); it must not close or release the watcher.
+ * loop, an unknown child).  Each pass holds a reference to the watcher,
+ * so a hook (or another thread) may close or release it meanwhile; a close
+ * that runs on the reaper thread itself leaves the thread to finish its
+ * pass and clean up on its own (see struct reaper).
  */
 #define _GNU_SOURCE 1
 #include "watcher_sigchld.h"
@@ -85,14 +88,24 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2,
 /* The reaper thread's stack. */
 #define REAPER_STACK_SIZE (64 * 1024)
 
+/* One installation's reaper thread.  Separate from the watcher's state so
+ * that a thread whose watcher was closed (or freed) from that very thread -
+ * a warnings hook calling close, or the last reference dropped at the end
+ * of one of its passes - can finish on its own and free this. */
+struct reaper {
+  lspec_watcher *w;   /* the watcher (no reference; see reaper_main) */
+  int efd;            /* the eventfd the handler writes */
+  pthread_t thread;   /* the thread */
+  atomic_int stop;    /* asks the thread to end */
+  atomic_int orphan;  /* closed from the thread itself: it cleans up */
+};
+
 /* The kind's state.  Installation fields are under ml_lock. */
 struct multiloop {
-  lspec_watcher *w;        /* the watcher (no reference: close joins) */
+  lspec_watcher *w;        /* the watcher */
   int installed;           /* the handler and the thread are in place */
-  int efd;                 /* the eventfd the handler writes, or -1 */
   int slot;                /* its index in ml_fd, or -1 */
-  pthread_t reaper;        /* the reaper thread, while installed */
-  atomic_int stop;         /* asks the reaper thread to end */
+  struct reaper *reaper;   /* the thread, while installed */
   struct sigaction saved;  /* the disposition this installation replaced */
   struct multiloop *older; /* the installation before this one */
   struct multiloop *newer; /* the installation after this one */
@@ -136,29 +149,40 @@ static int handler_is_ours(const struct sigaction *sa) {
   return !(sa->sa_flags & SA_SIGINFO) && sa->sa_handler == on_sigchld;
 }
 
+/* Each pass holds a reference to the watcher, taken only while it is
+ * alive, so a release elsewhere cannot free it under the pass; if the
+ * pass's release is the last, the watcher is closed from this thread,
+ * which then finds itself an orphan and cleans up on its own. */
 static void *reaper_main(void *arg) {
-  struct multiloop *st = arg;
+  struct reaper *r = arg;
   struct pollfd p;
   uint64_t value;
-  int r;
+  int n;
 
   for (;;) {
-    p = (struct pollfd){st->efd, POLLIN, 0};
-    r = poll(&p, 1, -1);
-    if (r < 0 && errno == EINTR)
+    p = (struct pollfd){r->efd, POLLIN, 0};
+    n = poll(&p, 1, -1);
+    if (n < 0 && errno == EINTR)
       continue;
-    while (read(st->efd, &value, sizeof value) < 0 && errno == EINTR)
+    while (read(r->efd, &value, sizeof value) < 0 && errno == EINTR)
       ;
-    if (atomic_load(&st->stop))
+    if (atomic_load(&r->stop))
       break;
-    lspec__sigchld_poll_registered(st->w);
+    if (lspec__sigchld_try_retain(r->w)) {
+      lspec__sigchld_poll_registered(r->w);
+      lspec__watcher_release(r->w);
+    }
+  }
+  if (atomic_load(&r->orphan)) {
+    close(r->efd);
+    free(r);
   }
   return NULL;
 }
 
 /* Starts the reaper thread with a small stack and every signal blocked; 0
  * or an errno. */
-static int reaper_start(struct multiloop *st) {
+static int reaper_start(struct reaper *r) {
   pthread_attr_t attr;
   sigset_t all, old;
   long min = sysconf(_SC_THREAD_STACK_MIN);
@@ -172,11 +196,11 @@ static int reaper_start(struct multiloop *st) {
   pthread_attr_setstacksize(&attr, stack);
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  err = pthread_create(&st->reaper, &attr, reaper_main, st);
+  err = pthread_create(&r->thread, &attr, reaper_main, r);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   if (err == 0)
-    pthread_setname_np(st->reaper, "asyncio-sigchld"); /* cosmetic */
+    pthread_setname_np(r->thread, "asyncio-sigchld"); /* cosmetic */
   return err;
 }
 
@@ -190,11 +214,29 @@ static void wait_handlers(void) {
 /* Installation.                                                             */
 /* ------------------------------------------------------------------------ */
 
+/* Stops a reaper thread whose slot was already cleared: joins it and
+ * frees it, or, when called on that very thread, leaves it to finish and
+ * clean up by itself. */
+static void reaper_stop(struct reaper *r) {
+  atomic_store(&r->stop, 1);
+  (void)eventfd_write(r->efd, 1);
+  wait_handlers(); /* no handler writes to efd any more */
+  if (pthread_equal(r->thread, pthread_self())) {
+    atomic_store(&r->orphan, 1);
+    pthread_detach(r->thread);
+    return;
+  }
+  pthread_join(r->thread, NULL);
+  close(r->efd);
+  free(r);
+}
+
 /* Installs the handler and starts the thread, unless already done. */
 static int install(lspec_watcher *w) {
   struct multiloop *st = w->state;
+  struct reaper *r;
   struct sigaction sa;
-  int slot, efd, err;
+  int slot, err;
 
   pthread_mutex_lock(&ml_lock);
   if (st->installed) {
@@ -210,25 +252,28 @@ static int install(lspec_watcher *w) {
                        "%d installed at a time)",
                        ML_SLOTS);
   }
-  if ((efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+  if ((r = calloc(1, sizeof *r)) == NULL) {
+    pthread_mutex_unlock(&ml_lock);
+    return lspec__fail_nomem("a MultiLoopChildWatcher's thread");
+  }
+  r->w = w;
+  if ((r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
     err = errno;
     pthread_mutex_unlock(&ml_lock);
+    free(r);
     return lspec__fail_errno(err, "MultiLoopChildWatcher: eventfd");
   }
-  st->efd = efd;
-  atomic_store(&st->stop, 0);
-  if ((err = reaper_start(st)) != 0) {
-    st->efd = -1;
-    close(efd);
+  if ((err = reaper_start(r)) != 0) {
     pthread_mutex_unlock(&ml_lock);
+    close(r->efd);
+    free(r);
     /* threading.Thread.start's error. */
     return lspec__fail(LSPEC_E_RUNTIME, "can't start new thread (%s)",
                        strerror(err));
   }
   /* The slot before the handler: no SIGCHLD after the sigaction can miss
    * the wake-up. */
-  st->slot = slot;
-  atomic_store(&ml_fd[slot], efd + 1);
+  atomic_store(&ml_fd[slot], r->efd + 1);
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_sigchld;
   sa.sa_flags = SA_RESTART; /* CPython: signal.siginterrupt(SIGCHLD, False) */
@@ -236,16 +281,12 @@ static int install(lspec_watcher *w) {
   if (sigaction(SIGCHLD, &sa, &st->saved) != 0) {
     err = errno;
     atomic_store(&ml_fd[slot], 0);
-    st->slot = -1;
-    atomic_store(&st->stop, 1);
-    (void)eventfd_write(efd, 1);
     pthread_mutex_unlock(&ml_lock);
-    pthread_join(st->reaper, NULL);
-    wait_handlers();
-    close(efd);
-    st->efd = -1;
+    reaper_stop(r);
     return lspec__fail_errno(err, "sigaction(SIGCHLD)");
   }
+  st->slot = slot;
+  st->reaper = r;
   st->older = ml_newest;
   st->newer = NULL;
   if (ml_newest != NULL)
@@ -253,17 +294,18 @@ static int install(lspec_watcher *w) {
   ml_newest = st;
   st->installed = 1;
   /* A first pass: children registered while nothing was installed. */
-  (void)eventfd_write(efd, 1);
+  (void)eventfd_write(r->efd, 1);
   pthread_mutex_unlock(&ml_lock);
   return LSPEC_OK;
 }
 
-/* Restores the disposition (or warns), stops the thread, closes the
- * eventfd.  Nothing when not installed. */
+/* Restores the disposition (or warns) and stops the thread.  Nothing when
+ * not installed. */
 static void uninstall(lspec_watcher *w) {
   struct multiloop *st = w->state;
   struct sigaction cur;
-  int changed = 0, efd;
+  struct reaper *r;
+  int changed = 0;
 
   pthread_mutex_lock(&ml_lock);
   if (!st->installed) {
@@ -291,15 +333,11 @@ static void uninstall(lspec_watcher *w) {
   atomic_store(&ml_fd[st->slot], 0);
   st->slot = -1;
   st->installed = 0;
-  efd = st->efd;
-  atomic_store(&st->stop, 1);
-  (void)eventfd_write(efd, 1);
+  r = st->reaper;
+  st->reaper = NULL;
   pthread_mutex_unlock(&ml_lock);
 
-  pthread_join(st->reaper, NULL);
-  wait_handlers();
-  close(efd);
-  st->efd = -1;
+  reaper_stop(r);
   if (changed)
     lspec__warn(LSPEC_WARN_LOG_WARNING,
                 "SIGCHLD handler was changed by outside code");
@@ -410,7 +448,6 @@ int lspec__watcher_multiloop_init(lspec_watcher *w) {
     return lspec__fail_nomem("a MultiLoopChildWatcher");
   lspec__sigchld_deprecated("MultiLoopChildWatcher");
   st->w = w;
-  st->efd = -1;
   st->slot = -1;
   w->ops = &multiloop_ops;
   w->state = st;

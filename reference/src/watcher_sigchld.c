@@ -78,9 +78,7 @@ void lspec__sigchld_destroy(lspec_watcher *w) {
   pthread_mutex_unlock(&reg_lock);
 }
 
-/* A new reference to `w` unless its count already reached zero (it is
- * being destroyed).  1 when taken. */
-static int try_retain(lspec_watcher *w) {
+int lspec__sigchld_try_retain(lspec_watcher *w) {
   unsigned n = atomic_load(&w->hdr.refs);
 
   while (n != 0)
@@ -99,7 +97,7 @@ static void on_sigchld(void *arg) {
   pthread_mutex_lock(&reg_lock);
   for (b = reg_head; b != NULL; b = b->next)
     if (b->attach_id == id) {
-      if (try_retain(b->w))
+      if (lspec__sigchld_try_retain(b->w))
         w = b->w;
       break;
     }

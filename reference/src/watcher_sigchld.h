@@ -51,6 +51,11 @@ LSPEC__HIDDEN int lspec__sigchld_close(lspec_watcher *w);
  * warning.  Never reaps an unregistered child.  Called without w->lock. */
 LSPEC__HIDDEN void lspec__sigchld_poll_registered(lspec_watcher *w);
 
+/* A new reference to `w` unless its count already reached zero (its last
+ * release is under way); 1 when taken.  For threads and callbacks that
+ * hold no reference of their own. */
+LSPEC__HIDDEN int lspec__sigchld_try_retain(lspec_watcher *w);
+
 /* From profile 3.12: "'<name>' is deprecated as of Python 3.12 and will be
  * removed in Python 3.14." (DeprecationWarning, DEP-001). */
 LSPEC__HIDDEN void lspec__sigchld_deprecated(const char *name);

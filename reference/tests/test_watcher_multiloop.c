@@ -478,3 +478,45 @@ ONE_TEST(watcher_multiloop, construction_is_silent_before_3_12) {
   cr_assert(eq(int, sw_count(), 0), "no warning");
   wt_free(w);
 }
+
+/* --- closing from the reaper thread itself ---------------------------------------------------- */
+
+static lspec_watcher *hook_watcher; /* closed and released by the hook */
+static atomic_int hook_done;        /* the hook did it */
+
+static void closing_hook(void *user, int category, const char *text) {
+  lspec_watcher *w = hook_watcher;
+  (void)user, (void)category, (void)text;
+  if (w == NULL)
+    return;
+  hook_watcher = NULL;
+  I->watcher_close(w);
+  I->watcher_release(w); /* the test's only reference */
+  atomic_store(&hook_done, 1);
+}
+
+ONE_TEST(watcher_multiloop, a_hook_may_close_and_release_the_watcher) {
+  int before = threads_now();
+  lspec_loop *loop = lt_new_loop(backend);
+  lspec_watcher *w = wt_new(LSPEC_WATCHER_MULTILOOP);
+  struct wt_rec rec;
+  int gate, pid = sw_spawn_gated(0, 0, &gate), i;
+
+  memset(&rec, 0, sizeof rec);
+  cr_assert(eq(int, wt_add_in_loop(loop, w, pid, &rec), LSPEC_OK), "add");
+  cr_assert(eq(int, I->loop_close(loop), LSPEC_OK), "close the loop");
+  hook_watcher = w;
+  I->set_warning_hook(closing_hook, NULL);
+  /* The closed-loop warning runs the hook on the reaper thread. */
+  sw_open_gate(gate);
+  for (i = 0; i < 10000 && !atomic_load(&hook_done); i++)
+    lt_nap(1);
+  cr_assert(eq(int, atomic_load(&hook_done), 1), "the hook ran");
+  cr_assert(eq(int, lt_threads_settle(before), before),
+            "the reaper thread ended by itself");
+  cr_assert(eq(ptr, (void *)sw_sigchld_handler(), (void *)SIG_DFL),
+            "SIG_DFL restored");
+  cr_assert(eq(int, sw_is_zombie(pid), 0), "reaped");
+  I->set_warning_hook(NULL, NULL);
+  I->loop_release(loop);
+}
