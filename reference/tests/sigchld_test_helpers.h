@@ -208,4 +208,28 @@ static inline void sw_run_until_called(lspec_loop *loop, struct wt_rec *recs,
   cr_assert(eq(int, wt_all_called(&all), 1), "every callback ran in time");
 }
 
+/* --- a callback that calls back into its watcher ------------------------------------ */
+
+/* What the re-entrant callback did; it would deadlock if the watcher's
+ * lock were held while it runs. */
+struct sw_reenter {
+  lspec_watcher *w;  /* the watcher to call */
+  atomic_int calls;  /* how many times it ran */
+  int returncode;    /* what it was given */
+  int removed;       /* remove_child_handler(its pid) from inside */
+  int active;        /* is_active from inside */
+};
+
+static inline void sw_reenter_cb(int pid, int returncode, void *arg) {
+  struct sw_reenter *r = arg;
+  r->returncode = returncode;
+  r->removed = I->watcher_remove_child_handler(r->w, pid);
+  r->active = I->watcher_is_active(r->w);
+  atomic_fetch_add(&r->calls, 1);
+}
+
+static inline int sw_reenter_called(void *arg) {
+  return atomic_load(&((struct sw_reenter *)arg)->calls) > 0;
+}
+
 #endif /* LSPEC_TESTS_SIGCHLD_TEST_HELPERS_H */

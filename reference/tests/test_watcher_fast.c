@@ -140,6 +140,38 @@ ONE_TEST(watcher_fast, attach_reaps_unrelated_zombies_at_once) {
   lt_free_loop(loop);
 }
 
+ONE_TEST(watcher_fast, a_callback_may_call_its_watcher) {
+  lspec_loop *loop = lt_new_loop(backend);
+  lspec_watcher *w = fast_attached(loop);
+  struct sw_reenter r1, r2;
+  int gate, pid, dead;
+
+  memset(&r1, 0, sizeof r1);
+  memset(&r2, 0, sizeof r2);
+  r1.w = r2.w = w;
+  fast_enter(w);
+  pid = sw_spawn_gated(2, 0, &gate);
+  cr_assert(eq(int, I->watcher_add_child_handler(w, pid, sw_reenter_cb, &r1),
+               LSPEC_OK), "add");
+  /* A zombie kept for a later add: reaped by a re-attach's pass. */
+  dead = wt_spawn_exit(3);
+  wt_wait_exited(dead);
+  cr_assert(eq(int, I->watcher_attach_loop(w, loop), LSPEC_OK), "re-attach");
+  cr_assert(eq(int, I->watcher_add_child_handler(w, dead, sw_reenter_cb, &r2),
+               LSPEC_OK), "add the zombie");
+  cr_assert(eq(int, atomic_load(&r2.calls), 1), "inside add");
+  cr_assert(eq(int, r2.returncode, 3), "its code");
+  fast_exit(w);
+  sw_open_gate(gate);
+  cr_assert(eq(int, I->loop_run_until(loop, sw_reenter_called, &r1, 10),
+               LSPEC_OK), "run: %s", I->last_error());
+  cr_assert(eq(int, r1.returncode, 2), "returncode");
+  cr_assert(eq(int, r1.removed, 0), "taken before the call");
+  cr_assert(eq(int, r1.active, 1), "is_active from the SIGCHLD callback");
+  wt_free(w);
+  lt_free_loop(loop);
+}
+
 /* --- zombies inside enter/exit ------------------------------------------------------------ */
 
 ONE_TEST(watcher_fast, a_zombie_reaped_before_registration_is_delivered_inside_add) {

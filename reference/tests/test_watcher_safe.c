@@ -91,6 +91,34 @@ ONE_TEST(watcher_safe, attach_reaps_at_once_what_exited_while_detached) {
   lt_free_loop(loop);
 }
 
+ONE_TEST(watcher_safe, a_callback_may_call_its_watcher) {
+  lspec_loop *loop = lt_new_loop(backend);
+  lspec_watcher *w = safe_attached(loop);
+  struct sw_reenter r1, r2;
+  int gate, pid = sw_spawn_gated(2, 0, &gate), dead = wt_spawn_exit(3);
+
+  memset(&r1, 0, sizeof r1);
+  memset(&r2, 0, sizeof r2);
+  r1.w = r2.w = w;
+  /* From the SIGCHLD callback... */
+  cr_assert(eq(int, I->watcher_add_child_handler(w, pid, sw_reenter_cb, &r1),
+               LSPEC_OK), "add");
+  sw_open_gate(gate);
+  cr_assert(eq(int, I->loop_run_until(loop, sw_reenter_called, &r1, 10),
+               LSPEC_OK), "run: %s", I->last_error());
+  cr_assert(eq(int, r1.returncode, 2), "returncode");
+  cr_assert(eq(int, r1.removed, 0), "its handler was taken before the call");
+  cr_assert(eq(int, r1.active, 1), "is_active inside the running loop");
+  /* ...and from inside add. */
+  wt_wait_exited(dead);
+  cr_assert(eq(int, I->watcher_add_child_handler(w, dead, sw_reenter_cb, &r2),
+               LSPEC_OK), "add");
+  cr_assert(eq(int, atomic_load(&r2.calls), 1), "inside add");
+  cr_assert(eq(int, r2.active, 0), "the loop is not running");
+  wt_free(w);
+  lt_free_loop(loop);
+}
+
 /* --- who is reaped ----------------------------------------------------------------- */
 
 ONE_TEST(watcher_safe, never_reaps_a_child_it_was_not_given) {
