@@ -37,7 +37,7 @@ static int check_watcher(const void *h) {
   if (kind == LSPEC__KIND_WATCHER)
     return LSPEC_OK;
   return lspec__fail(LSPEC_E_TYPE, "expected a child watcher handle, got %s",
-                     h == NULL                 ? "NULL"
+                     h == NULL                  ? "NULL"
                      : kind == LSPEC__KIND_DEAD ? "a released watcher"
                                                 : "a handle of another kind");
 }

@@ -102,26 +102,26 @@ enum waiter_state {
 
 /* One waiting thread. */
 struct waiter {
-  pthread_t thread;    /* the thread */
-  lspec_watcher *w;    /* its watcher (no reference: close joins it first) */
-  int pid;             /* the child */
-  int pidfd;           /* a pidfd of the child, or -1: waitid fallback */
-  int stopfd;          /* its generation's stop eventfd (borrowed) */
-  unsigned gen;        /* its generation: close stops older ones */
-  int state;           /* enum waiter_state, under w->lock */
-  int reaped;          /* close: 1 reaped (rc is valid), 0 ECHILD */
-  int rc;              /* close: the returncode to deliver */
+  pthread_t thread; /* the thread */
+  lspec_watcher *w; /* its watcher (no reference: close joins it first) */
+  int pid;          /* the child */
+  int pidfd;        /* a pidfd of the child, or -1: polling fallback */
+  int stopfd;       /* its generation's stop eventfd (borrowed) */
+  unsigned gen;     /* its generation: close stops older ones */
+  int state;        /* enum waiter_state, under w->lock */
+  int reaped;       /* close: 1 reaped (rc is valid), 0 ECHILD */
+  int rc;           /* close: the returncode to deliver */
   struct lspec__child *child; /* close: the entry to deliver, or NULL */
-  struct waiter *next; /* in the watcher's list, or close's */
+  struct waiter *next;        /* in the watcher's list, or close's */
 };
 
 /* The kind's state, under w->lock. */
 struct threaded {
-  int stopfd;              /* eventfd close writes, -1 until needed */
-  unsigned gen;            /* generation: each close starts a new one */
+  int stopfd;               /* eventfd close writes, -1 until needed */
+  unsigned gen;             /* generation: each close starts a new one */
   pthread_cond_t stop_cond; /* close broadcasts it (pidfd-less threads) */
-  unsigned next_n;         /* N of the next thread's name */
-  struct waiter *waiters;  /* started and not joined yet */
+  unsigned next_n;          /* N of the next thread's name */
+  struct waiter *waiters;   /* started and not joined yet */
 };
 
 /* ------------------------------------------------------------------------ */

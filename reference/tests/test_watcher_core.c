@@ -8,7 +8,8 @@
 
 TestSuite(watcher_core, .timeout = 60);
 
-/* --- watcher_new -------------------------------------------------------------------- */
+/* --- watcher_new
+ * -------------------------------------------------------------------- */
 
 ONE_TEST(watcher_core, unknown_kinds_are_value_errors) {
   lspec_watcher *w = (lspec_watcher *)&w;
@@ -17,10 +18,12 @@ ONE_TEST(watcher_core, unknown_kinds_are_value_errors) {
   cr_assert(eq(ptr, w, NULL), "out is cleared");
   cr_assert(eq(int, I->watcher_new(7, &w), LSPEC_E_VALUE), "kind 7");
   cr_assert(eq(int, I->watcher_new(-1, &w), LSPEC_E_VALUE), "kind -1");
-  cr_assert(eq(int, I->watcher_new(LSPEC_WATCHER_THREADED, NULL),
-               LSPEC_E_VALUE), "out NULL");
-  cr_assert(eq(int, I->watcher_new(LSPEC_WATCHER_NATIVE, &w),
-               LSPEC_E_UNSUPPORTED), "the reference has no native kind");
+  cr_assert(
+      eq(int, I->watcher_new(LSPEC_WATCHER_THREADED, NULL), LSPEC_E_VALUE),
+      "out NULL");
+  cr_assert(
+      eq(int, I->watcher_new(LSPEC_WATCHER_NATIVE, &w), LSPEC_E_UNSUPPORTED),
+      "the reference has no native kind");
   cr_assert(eq(ptr, w, NULL), "no watcher");
 }
 
@@ -42,14 +45,16 @@ ONE_TEST(watcher_core, every_kind_is_either_made_or_unsupported) {
   }
 }
 
-/* --- handle checks ------------------------------------------------------------------ */
+/* --- handle checks
+ * ------------------------------------------------------------------ */
 
 /* Every entry refuses `h` (NULL, or a handle of another kind). */
 static void refuses(lspec_watcher *h, const char *what) {
   lspec_watcher *out = (lspec_watcher *)&out;
   cr_assert(eq(int, I->watcher_kind(h), LSPEC_E_TYPE), "kind(%s)", what);
   cr_assert(eq(int, I->watcher_add_child_handler(h, 1, wt_rec_cb, NULL),
-               LSPEC_E_TYPE), "add(%s)", what);
+               LSPEC_E_TYPE),
+            "add(%s)", what);
   cr_assert(eq(int, I->watcher_remove_child_handler(h, 1), LSPEC_E_TYPE),
             "remove(%s)", what);
   cr_assert(eq(int, I->watcher_attach_loop(h, NULL), LSPEC_E_TYPE),
@@ -84,12 +89,15 @@ ONE_TEST(watcher_core, null_and_wrong_kind_handles_are_type_errors) {
 ONE_TEST(watcher_core, add_checks_its_callback_and_pid) {
   lspec_watcher *w = wt_new(LSPEC_WATCHER_THREADED), *out = NULL;
   (void)backend;
-  cr_assert(eq(int, I->watcher_add_child_handler(w, 1, NULL, NULL),
-               LSPEC_E_TYPE), "NULL callback");
+  cr_assert(
+      eq(int, I->watcher_add_child_handler(w, 1, NULL, NULL), LSPEC_E_TYPE),
+      "NULL callback");
   cr_assert(eq(int, I->watcher_add_child_handler(w, 0, wt_rec_cb, NULL),
-               LSPEC_E_VALUE), "pid 0");
+               LSPEC_E_VALUE),
+            "pid 0");
   cr_assert(eq(int, I->watcher_add_child_handler(w, -5, wt_rec_cb, NULL),
-               LSPEC_E_VALUE), "pid -5");
+               LSPEC_E_VALUE),
+            "pid -5");
   cr_assert(eq(int, I->watcher_enter(w, NULL), LSPEC_E_VALUE), "enter, NULL");
   cr_assert(eq(int, I->watcher_enter(w, &out), LSPEC_OK), "enter");
   I->watcher_release(out);
@@ -104,7 +112,8 @@ ONE_TEST(watcher_core, double_close_is_harmless) {
   I->watcher_release(w);
 }
 
-/* --- reference counting -------------------------------------------------------------- */
+/* --- reference counting
+ * -------------------------------------------------------------- */
 
 ONE_TEST(watcher_core, the_last_release_closes) {
   lspec_loop *loop = lt_new_loop(backend);
@@ -131,7 +140,8 @@ ONE_TEST(watcher_core, the_last_release_closes) {
   lt_free_loop(loop);
 }
 
-/* --- white box: the children table ------------------------------------------------------- */
+/* --- white box: the children table
+ * ------------------------------------------------------- */
 
 ONE_TEST(watcher_core, the_children_table_finds_takes_and_recycles) {
   lspec_watcher *w = wt_new(LSPEC_WATCHER_THREADED);
@@ -175,7 +185,8 @@ ONE_TEST(watcher_core, the_children_table_finds_takes_and_recycles) {
   wt_free(w); /* frees what is still registered */
 }
 
-/* --- white box: the helpers ------------------------------------------------------------------ */
+/* --- white box: the helpers
+ * ------------------------------------------------------------------ */
 
 ONE_TEST(watcher_core, returncode_follows_waitstatus_to_exitcode) {
   (void)backend;
@@ -251,8 +262,8 @@ ONE_TEST(watcher_core, deliver_through_a_loop_waits_for_the_loop) {
   pthread_mutex_unlock(&w->lock);
   lspec__child_deliver(w, c, -2);
   cr_assert(eq(int, atomic_load(&rec.calls), 0), "not inside deliver");
-  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
-               LSPEC_OK), "run_until: %s", I->last_error());
+  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10), LSPEC_OK),
+            "run_until: %s", I->last_error());
   cr_assert(eq(int, rec.returncode, -2), "rc");
   wt_free(w);
   lt_free_loop(loop);

@@ -11,7 +11,8 @@
 
 TestSuite(watcher_threaded, .timeout = 60);
 
-/* --- returncodes and delivery ----------------------------------------------------- */
+/* --- returncodes and delivery
+ * ----------------------------------------------------- */
 
 ONE_TEST(watcher_threaded, returncodes_are_delivered_once_in_the_loop_thread) {
   lspec_loop *loop = lt_new_loop(backend);
@@ -29,8 +30,8 @@ ONE_TEST(watcher_threaded, returncodes_are_delivered_once_in_the_loop_thread) {
   for (i = 0; i < 5; i++)
     cr_assert(eq(int, wt_add_in_loop(loop, w, pids[i], &rec[i]), LSPEC_OK),
               "add %d: %s", i, I->last_error());
-  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
-               LSPEC_OK), "run_until: %s", I->last_error());
+  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10), LSPEC_OK),
+            "run_until: %s", I->last_error());
   lt_run_for(loop, 0.05); /* room for a second, wrong delivery */
   for (i = 0; i < 5; i++) {
     cr_assert(eq(int, atomic_load(&rec[i].calls), 1), "child %d: once", i);
@@ -60,8 +61,8 @@ ONE_TEST(watcher_threaded, an_exit_is_delivered_on_a_later_iteration_only) {
   lt_nap(20);
   cr_assert(eq(int, atomic_load(&rec.calls), 0),
             "the waiting thread never calls the callback itself");
-  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
-               LSPEC_OK), "run_until: %s", I->last_error());
+  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10), LSPEC_OK),
+            "run_until: %s", I->last_error());
   cr_assert(eq(int, rec.returncode, 5), "returncode");
   wt_free(w);
   lt_free_loop(loop);
@@ -75,13 +76,15 @@ ONE_TEST(watcher_threaded, without_a_running_loop_add_is_a_runtime_error) {
   (void)backend;
   memset(&rec, 0, sizeof rec);
   cr_assert(eq(int, I->watcher_add_child_handler(w, pid, wt_rec_cb, &rec),
-               LSPEC_E_RUNTIME), "no running loop");
+               LSPEC_E_RUNTIME),
+            "no running loop");
   LT_ASSERT_MSG("no running event loop");
   waitpid(pid, NULL, 0);
   wt_free(w);
 }
 
-/* --- replacement and removal (the page's side of C3 and C4) ------------------------- */
+/* --- replacement and removal (the page's side of C3 and C4)
+ * ------------------------- */
 
 ONE_TEST(watcher_threaded, a_second_add_replaces_the_handler) {
   lspec_loop *loop = lt_new_loop(backend);
@@ -95,8 +98,8 @@ ONE_TEST(watcher_threaded, a_second_add_replaces_the_handler) {
   cr_assert(eq(int, wt_add_in_loop(loop, w, pid, &first), LSPEC_OK), "add 1");
   cr_assert(eq(int, wt_add_in_loop(loop, w, pid, &second), LSPEC_OK), "add 2");
   kill(pid, SIGKILL);
-  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
-               LSPEC_OK), "run_until: %s", I->last_error());
+  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10), LSPEC_OK),
+            "run_until: %s", I->last_error());
   lt_run_for(loop, 0.05);
   cr_assert(eq(int, atomic_load(&first.calls), 0), "the first is replaced");
   cr_assert(eq(int, atomic_load(&second.calls), 1), "the second runs once");
@@ -105,7 +108,8 @@ ONE_TEST(watcher_threaded, a_second_add_replaces_the_handler) {
   lt_free_loop(loop);
 }
 
-ONE_TEST(watcher_threaded, remove_before_exit_calls_nothing_and_leaves_no_zombie) {
+ONE_TEST(watcher_threaded,
+         remove_before_exit_calls_nothing_and_leaves_no_zombie) {
   lspec_loop *loop = lt_new_loop(backend);
   lspec_watcher *w = wt_new(LSPEC_WATCHER_THREADED);
   struct wt_rec rec;
@@ -136,8 +140,8 @@ ONE_TEST(watcher_threaded, remove_then_add_again_delivers_to_the_new_handler) {
   cr_assert(eq(int, I->watcher_remove_child_handler(w, pid), 1), "removed");
   cr_assert(eq(int, wt_add_in_loop(loop, w, pid, &rec), LSPEC_OK), "re-add");
   kill(pid, SIGTERM);
-  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
-               LSPEC_OK), "run_until: %s", I->last_error());
+  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10), LSPEC_OK),
+            "run_until: %s", I->last_error());
   lt_run_for(loop, 0.05);
   cr_assert(eq(int, atomic_load(&rec.calls), 1), "once");
   cr_assert(eq(int, rec.returncode, -SIGTERM), "returncode");
@@ -154,9 +158,11 @@ ONE_TEST(watcher_threaded, removing_an_unknown_pid_returns_0) {
   wt_free(w);
 }
 
-/* --- the 255 convention and closed loops ---------------------------------------------- */
+/* --- the 255 convention and closed loops
+ * ---------------------------------------------- */
 
-ONE_TEST(watcher_threaded, a_child_reaped_elsewhere_reports_255_with_a_warning) {
+ONE_TEST(watcher_threaded,
+         a_child_reaped_elsewhere_reports_255_with_a_warning) {
   lspec_loop *loop = lt_new_loop(backend);
   lspec_watcher *w = wt_new(LSPEC_WATCHER_THREADED);
   struct wt_rec rec;
@@ -168,8 +174,8 @@ ONE_TEST(watcher_threaded, a_child_reaped_elsewhere_reports_255_with_a_warning) 
   memset(&rec, 0, sizeof rec);
   cr_assert(eq(int, waitpid(pid, NULL, 0), pid), "reaped here first");
   cr_assert(eq(int, wt_add_in_loop(loop, w, pid, &rec), LSPEC_OK), "add");
-  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
-               LSPEC_OK), "run_until: %s", I->last_error());
+  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10), LSPEC_OK),
+            "run_until: %s", I->last_error());
   cr_assert(eq(int, rec.returncode, 255), "255");
   cr_assert(eq(int, wt_warning_count(), 1), "one warning");
   snprintf(want, sizeof want,
@@ -189,8 +195,8 @@ ONE_TEST(watcher_threaded, a_pid_that_is_not_our_child_reports_255) {
   wt_hook_install();
   memset(&rec, 0, sizeof rec);
   cr_assert(eq(int, wt_add_in_loop(loop, w, 1, &rec), LSPEC_OK), "add pid 1");
-  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
-               LSPEC_OK), "run_until: %s", I->last_error());
+  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10), LSPEC_OK),
+            "run_until: %s", I->last_error());
   cr_assert(eq(int, rec.returncode, 255), "255");
   cr_assert(eq(str, wt_warned.text,
                "Unknown child process pid 1, will report returncode 255"),
@@ -224,7 +230,8 @@ ONE_TEST(watcher_threaded, a_closed_loop_gets_a_warning_and_no_callback) {
   I->loop_release(loop);
 }
 
-/* --- many children --------------------------------------------------------------------- */
+/* --- many children
+ * --------------------------------------------------------------------- */
 
 #define MANY 200
 
@@ -258,8 +265,8 @@ ONE_TEST(watcher_threaded, two_hundred_children_are_each_delivered_once) {
     pids[i] = wt_spawn_exit(i % 256);
   cr_assert(eq(int, I->loop_call_soon(loop, add_many_cb, &m, NULL), LSPEC_OK),
             "call_soon");
-  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 30),
-               LSPEC_OK), "run_until: %s", I->last_error());
+  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 30), LSPEC_OK),
+            "run_until: %s", I->last_error());
   lt_run_for(loop, 0.05);
   cr_assert(eq(int, m.failures, 0), "every add succeeded");
   for (i = 0; i < MANY; i++) {
@@ -271,7 +278,8 @@ ONE_TEST(watcher_threaded, two_hundred_children_are_each_delivered_once) {
   lt_free_loop(loop);
 }
 
-/* --- close (the page's side of C7) ---------------------------------------------------- */
+/* --- close (the page's side of C7)
+ * ---------------------------------------------------- */
 
 ONE_TEST(watcher_threaded, close_stops_every_thread_and_leaves_no_zombie) {
   lspec_loop *loop = lt_new_loop(backend);
@@ -336,8 +344,8 @@ ONE_TEST(watcher_threaded, the_watcher_works_again_after_close) {
   pid = wt_spawn_exit(9);
   cr_assert(eq(int, wt_add_in_loop(loop, w, pid, &rec), LSPEC_OK),
             "add after close, as CPython allows");
-  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
-               LSPEC_OK), "run_until: %s", I->last_error());
+  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10), LSPEC_OK),
+            "run_until: %s", I->last_error());
   cr_assert(eq(int, rec.returncode, 9), "returncode");
   wt_free(w);
   lt_free_loop(loop);
@@ -354,8 +362,7 @@ static int highest_fd(void) {
   int max = -1, fd;
   cr_assert(ne(ptr, d, NULL), "opendir");
   while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.' && (fd = atoi(e->d_name)) > max &&
-        fd != dirfd(d))
+    if (e->d_name[0] != '.' && (fd = atoi(e->d_name)) > max && fd != dirfd(d))
       max = fd;
   closedir(d);
   return max;
@@ -401,8 +408,8 @@ ONE_TEST(watcher_threaded, without_pidfds_threads_poll_and_close_stops_them) {
   victim = wt_spawn_sleeper();
   threads = lt_count_entries("/proc/self/task"); /* no waiting thread yet */
   cr_assert(eq(int, wt_add_in_loop(loop, w, pid, &warm), LSPEC_OK), "warm");
-  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
-               LSPEC_OK), "run_until: %s", I->last_error());
+  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10), LSPEC_OK),
+            "run_until: %s", I->last_error());
 
   fds = count_pidfds();
   cr_assert(eq(int, getrlimit(RLIMIT_NOFILE, &old), 0), "getrlimit");
@@ -421,8 +428,8 @@ ONE_TEST(watcher_threaded, without_pidfds_threads_poll_and_close_stops_them) {
       nholes++;
     cr_assert(eq(int, errno, EMFILE), "no descriptor left");
   }
-  cr_assert(eq(int, wt_add_in_loop(loop, w, victim, &rec), LSPEC_OK),
-            "add: %s", I->last_error());
+  cr_assert(eq(int, wt_add_in_loop(loop, w, victim, &rec), LSPEC_OK), "add: %s",
+            I->last_error());
   cr_assert(eq(int, wt_add_in_loop(loop, w, sleeper, &held), LSPEC_OK),
             "add the sleeper: %s", I->last_error());
   while (nholes > 0)
@@ -434,8 +441,8 @@ ONE_TEST(watcher_threaded, without_pidfds_threads_poll_and_close_stops_them) {
   lt_nap(20); /* let both threads go to their polling naps */
   kill(victim, SIGTERM);
   all.recs = &rec;
-  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
-               LSPEC_OK), "run_until: %s", I->last_error());
+  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10), LSPEC_OK),
+            "run_until: %s", I->last_error());
   cr_assert(eq(int, rec.returncode, -SIGTERM),
             "delivered by the polling thread");
   cr_assert(eq(int, lt_threads_settle(threads + 1), threads + 1),
@@ -453,7 +460,8 @@ ONE_TEST(watcher_threaded, without_pidfds_threads_poll_and_close_stops_them) {
   lt_free_loop(loop);
 }
 
-/* --- the trivial entries ------------------------------------------------------------------ */
+/* --- the trivial entries
+ * ------------------------------------------------------------------ */
 
 ONE_TEST(watcher_threaded, is_active_attach_enter_and_exit_are_trivial) {
   lspec_loop *loop = lt_new_loop(backend);
@@ -478,7 +486,8 @@ ONE_TEST(watcher_threaded, is_active_attach_enter_and_exit_are_trivial) {
   lt_free_loop(loop);
 }
 
-/* --- the waiting thread ----------------------------------------------------------------------- */
+/* --- the waiting thread
+ * ----------------------------------------------------------------------- */
 
 /* A warning is delivered on the waiting thread, so the hook can look at
  * that thread from inside: its stack size, signal mask and name. */
@@ -493,8 +502,8 @@ ONE_TEST(watcher_threaded, the_waiting_thread_is_small_masked_and_named) {
   memset(&rec, 0, sizeof rec);
   waitpid(pid, NULL, 0);
   cr_assert(eq(int, wt_add_in_loop(loop, w, pid, &rec), LSPEC_OK), "add");
-  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
-               LSPEC_OK), "run_until: %s", I->last_error());
+  cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10), LSPEC_OK),
+            "run_until: %s", I->last_error());
   cr_assert(eq(int, wt_warning_count(), 1), "the 255 warning");
   cr_assert(eq(int, pthread_equal(wt_warned.thread, pthread_self()), 0),
             "the warning came from the waiting thread");
@@ -540,8 +549,9 @@ ONE_TEST(watcher_threaded, threads_are_named_waitpid_n_before_3_11) {
     cr_assert(eq(int, wt_add_in_loop(loop, w, pids[i], &rec[i]), LSPEC_OK),
               "add");
     all.n = i + 1;
-    cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10),
-                 LSPEC_OK), "run_until: %s", I->last_error());
+    cr_assert(
+        eq(int, I->loop_run_until(loop, wt_all_called, &all, 10), LSPEC_OK),
+        "run_until: %s", I->last_error());
     cr_assert(eq(str, wt_warned.name, i == 0 ? "waitpid-0" : "waitpid-1"),
               "name %s", wt_warned.name);
   }

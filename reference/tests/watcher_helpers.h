@@ -86,14 +86,15 @@ static inline int wt_wait_reaped(int pid) {
   return 0;
 }
 
-/* --- the child callback ------------------------------------------------------ */
+/* --- the child callback ------------------------------------------------------
+ */
 
 /* What one child callback saw. */
 struct wt_rec {
-  atomic_int calls;     /* how many times it ran */
-  int pid;              /* the pid it was given */
-  int returncode;       /* the returncode it was given */
-  pthread_t thread;     /* the thread it ran in */
+  atomic_int calls; /* how many times it ran */
+  int pid;          /* the pid it was given */
+  int returncode;   /* the returncode it was given */
+  pthread_t thread; /* the thread it ran in */
 };
 
 static inline void wt_rec_cb(int pid, int returncode, void *arg) {
@@ -118,18 +119,19 @@ static inline int wt_all_called(void *arg) {
   return 1;
 }
 
-/* --- add_child_handler from inside the loop ------------------------------------- */
+/* --- add_child_handler from inside the loop
+ * ------------------------------------- */
 
 /* One add_child_handler call, made by a loop callback (the kind needs a
  * running loop). */
 struct wt_add {
-  lspec_watcher *w;          /* the watcher */
-  int pid;                   /* the child */
-  lspec_child_callback cb;   /* the handler */
-  struct wt_rec *rec;        /* its argument */
-  int status;                /* what add_child_handler returned */
-  int calls_after;           /* rec->calls right after it returned */
-  int done;                  /* the call was made */
+  lspec_watcher *w;        /* the watcher */
+  int pid;                 /* the child */
+  lspec_child_callback cb; /* the handler */
+  struct wt_rec *rec;      /* its argument */
+  int status;              /* what add_child_handler returned */
+  int calls_after;         /* rec->calls right after it returned */
+  int done;                /* the call was made */
 };
 
 static inline void wt_add_cb(void *arg) {
@@ -139,7 +141,9 @@ static inline void wt_add_cb(void *arg) {
   a->done = 1;
 }
 
-static inline int wt_add_done(void *arg) { return ((struct wt_add *)arg)->done; }
+static inline int wt_add_done(void *arg) {
+  return ((struct wt_add *)arg)->done;
+}
 
 /* Calls add_child_handler(w, pid, wt_rec_cb, rec) inside `loop` and returns
  * its status; asserts that nothing was delivered inside the call. */
@@ -156,7 +160,8 @@ static inline int wt_add_in_loop(lspec_loop *loop, lspec_watcher *w, int pid,
   return a.status;
 }
 
-/* --- watchers ------------------------------------------------------------------ */
+/* --- watchers
+ * ------------------------------------------------------------------ */
 
 static inline lspec_watcher *wt_new(int kind) {
   lspec_watcher *w = NULL;
@@ -172,23 +177,24 @@ static inline void wt_free(lspec_watcher *w) {
   I->watcher_release(w);
 }
 
-/* --- the warnings hook ------------------------------------------------------------ */
+/* --- the warnings hook
+ * ------------------------------------------------------------ */
 
 /* What the warnings hook saw, from any thread. */
 struct wt_warnings {
-  pthread_mutex_t lock;  /* guards the rest */
-  int count;             /* warnings seen */
-  int category;          /* the last one's category */
-  char text[512];        /* the last one's text */
+  pthread_mutex_t lock; /* guards the rest */
+  int count;            /* warnings seen */
+  int category;         /* the last one's category */
+  char text[512];       /* the last one's text */
   /* Facts about the thread that delivered the last warning. */
-  pthread_t thread;      /* the thread */
-  size_t stack_size;     /* its stack size (pthread_getattr_np) */
-  char name[16];         /* its name */
-  int blocked_int;       /* SIGINT blocked in it */
-  int blocked_term;      /* SIGTERM blocked in it */
-  int blocked_chld;      /* SIGCHLD blocked in it */
-  int blocked_usr1;      /* SIGUSR1 blocked in it */
-  int headroom;          /* a 16 KiB buffer on its stack was usable */
+  pthread_t thread;  /* the thread */
+  size_t stack_size; /* its stack size (pthread_getattr_np) */
+  char name[16];     /* its name */
+  int blocked_int;   /* SIGINT blocked in it */
+  int blocked_term;  /* SIGTERM blocked in it */
+  int blocked_chld;  /* SIGCHLD blocked in it */
+  int blocked_usr1;  /* SIGUSR1 blocked in it */
+  int headroom;      /* a 16 KiB buffer on its stack was usable */
 };
 
 static __attribute__((unused)) struct wt_warnings wt_warned = {
