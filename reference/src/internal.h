@@ -52,6 +52,11 @@ LSPEC__HIDDEN int lspec__fail_nomem(const char *what);
 LSPEC__HIDDEN void lspec__warn(int category, const char *fmt, ...)
     LSPEC__PRINTF(2, 3);
 
+/* While `on`, warnings of `category` emitted by the calling thread are not
+ * delivered (CPython's catch_warnings + simplefilter('ignore', ...) around a
+ * call).  Calls nest. */
+LSPEC__HIDDEN void lspec__warn_suppress(int category, int on);
+
 /* --- profile and threads (impl.c) -------------------------------------- */
 
 /* The profile in force; the first call freezes it (set_profile then fails). */

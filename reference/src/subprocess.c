@@ -445,7 +445,12 @@ int lspec__loop_subprocess_exec(lspec_loop *loop, const char *const *argv,
     return lspec__fail_nomem("starting a subprocess");
 
   /* SUB-001/002: the current policy's watcher, inside `with`. */
-  if ((rc = lspec__get_child_watcher(&w)) != LSPEC_OK)
+  /* 3.12 fetches the watcher with its DeprecationWarning silenced, so that
+   * spawning never warns (research SUB-001). */
+  lspec__warn_suppress(LSPEC_WARN_DEPRECATION, 1);
+  rc = lspec__get_child_watcher(&w);
+  lspec__warn_suppress(LSPEC_WARN_DEPRECATION, 0);
+  if (rc != LSPEC_OK)
     goto out;
   if ((rc = lspec__watcher_enter(w, &entered)) != LSPEC_OK)
     goto out;
