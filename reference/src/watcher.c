@@ -5,18 +5,11 @@
  * warning).  Each kind lives in its own file (watcher_<kind>.c, see
  * watcher.h); loop_subprocess_exec lives in subprocess.c.
  *
- * Which kinds exist is decided at build time.  reference/CMakeLists.txt
- * defines LSPEC_HAVE_WATCHER_<KIND> (and LSPEC_HAVE_SUBPROCESS) for every
- * watcher_<kind>.c (subprocess.c) that is part of the build, and only then
- * does this file name the kind's constructor.  Weak symbols would not do:
- * the reference is also a static archive, and a linker never extracts an
- * archive member to satisfy a weak reference or to override a weak
- * definition, so the real constructor would silently lose to the fallback
- * (checked with GNU ld).  A kind whose file is absent answers
+ * A kind without an implementation here (NATIVE) answers
  * LSPEC_E_UNSUPPORTED.
  *
  * Division order: handle checks, the children table, shared helpers,
- * the ABI entries, the subprocess_exec fallback.
+ * the ABI entries.
  */
 #define _GNU_SOURCE 1
 #include "watcher.h"
@@ -42,25 +35,15 @@ static int check_watcher(const void *h) {
                                                 : "a handle of another kind");
 }
 
-/* The constructor of each kind whose file is part of the build; NULL for the
- * others.  Indexed by enum lspec_watcher_kind. */
+/* The constructor of each kind; NULL for a kind the reference does not
+ * offer.  Indexed by enum lspec_watcher_kind. */
 typedef int (*kind_init_fn)(lspec_watcher *w);
 static const kind_init_fn kind_inits[] = {
-#ifdef LSPEC_HAVE_WATCHER_THREADED
     [LSPEC_WATCHER_THREADED] = lspec__watcher_threaded_init,
-#endif
-#ifdef LSPEC_HAVE_WATCHER_MULTILOOP
     [LSPEC_WATCHER_MULTILOOP] = lspec__watcher_multiloop_init,
-#endif
-#ifdef LSPEC_HAVE_WATCHER_SAFE
     [LSPEC_WATCHER_SAFE] = lspec__watcher_safe_init,
-#endif
-#ifdef LSPEC_HAVE_WATCHER_FAST
     [LSPEC_WATCHER_FAST] = lspec__watcher_fast_init,
-#endif
-#ifdef LSPEC_HAVE_WATCHER_PIDFD
     [LSPEC_WATCHER_PIDFD] = lspec__watcher_pidfd_init,
-#endif
     [LSPEC_WATCHER_NATIVE] = NULL, /* the reference has no native mechanism */
 };
 
@@ -316,8 +299,8 @@ int lspec__watcher_new(int kind, lspec_watcher **out) {
     return lspec__fail(LSPEC_E_VALUE, "unknown watcher kind %d", kind);
   if (kind_inits[kind] == NULL)
     return lspec__fail(LSPEC_E_UNSUPPORTED,
-                       "watcher_new: %s is not implemented yet in this build "
-                       "of the reference",
+                       "watcher_new: the reference offers no %s: it "
+                       "implements asyncio's five watchers",
                        kind_names[kind]);
 
   if ((w = calloc(1, sizeof *w)) == NULL)
@@ -434,27 +417,3 @@ void lspec__watcher_release(lspec_watcher *w) {
   w->hdr.kind = LSPEC__KIND_DEAD;
   free(w);
 }
-
-/* ------------------------------------------------------------------------ */
-/* loop_subprocess_exec lives in subprocess.c.  Until that file is part of   */
-/* the build, this stand-in checks the arguments as the real entry will and */
-/* answers LSPEC_E_UNSUPPORTED.                                              */
-/* ------------------------------------------------------------------------ */
-
-#ifndef LSPEC_HAVE_SUBPROCESS
-int lspec__loop_subprocess_exec(lspec_loop *loop, const char *const *argv,
-                                lspec_child_callback cb, void *arg, int *pid) {
-  (void)arg;
-  if (pid != NULL)
-    *pid = -1;
-  if (lspec__kind_of(loop) != LSPEC__KIND_LOOP)
-    return lspec__fail(LSPEC_E_TYPE, "subprocess_exec: not an event loop");
-  if (argv == NULL || argv[0] == NULL)
-    return lspec__fail(LSPEC_E_VALUE, "subprocess_exec: empty argv");
-  if (cb == NULL)
-    return lspec__fail(LSPEC_E_TYPE, "subprocess_exec: callback is NULL");
-  return lspec__fail(LSPEC_E_UNSUPPORTED,
-                     "subprocess_exec: not implemented yet in this build of "
-                     "the reference");
-}
-#endif

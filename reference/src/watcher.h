@@ -93,8 +93,7 @@ LSPEC__HIDDEN struct lspec__child *lspec__children_add(lspec_watcher *w,
 LSPEC__HIDDEN struct lspec__child *lspec__children_take(lspec_watcher *w,
                                                        int pid);
 /* Returns an entry taken out of the table to the free list, dropping its
- * loop reference.  May be called without the lock only for entries the
- * caller owns, through lspec__child_done. */
+ * loop reference.  Called with w->lock held. */
 LSPEC__HIDDEN void lspec__children_recycle(lspec_watcher *w,
                                           struct lspec__child *c);
 
