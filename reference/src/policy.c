@@ -316,18 +316,6 @@ static int abstract_method(void) {
   return lspec__fail(LSPEC_E_NOTIMPL, "%s", "");
 }
 
-static int can_use_pidfd(void) {
-#ifdef SYS_pidfd_open
-  long fd = syscall(SYS_pidfd_open, getpid(), 0);
-  if (fd < 0)
-    return 0;
-  close((int)fd);
-  return 1;
-#else
-  return 0;
-#endif
-}
-
 /* Set in the child of a fork made from a thread other than the main one. */
 static int forked_from_non_main;
 
@@ -460,17 +448,16 @@ static int base_get_child_watcher(lspec_policy *self, lspec_watcher **out) {
   struct ctx *c;
   lspec_watcher *w;
   lspec_loop *loop = NULL;
-  int profile = lspec__profile(), kind, rc = LSPEC_OK;
+  int profile = lspec__profile(), rc = LSPEC_OK;
 
   if (self->base == LSPEC_POLICY_BASE_ABSTRACT)
     return abstract_method();
   pthread_mutex_lock(&self->watcher_lock);
   if (self->watcher == NULL) {
-    /* _init_watcher: Threaded, or Pidfd from 3.12 when the kernel has it. */
-    kind = profile >= LSPEC_PROFILE_3_12 && can_use_pidfd()
-               ? LSPEC_WATCHER_PIDFD
-               : LSPEC_WATCHER_THREADED;
-    rc = lspec__watcher_new(kind, &self->watcher);
+    /* _init_watcher: ThreadedChildWatcher, which both versions of the page
+     * name as the default.  CPython 3.12 picks PidfdChildWatcher when the
+     * kernel has pidfd_open (conflict C2); the reference follows the page. */
+    rc = lspec__watcher_new(LSPEC_WATCHER_THREADED, &self->watcher);
     /* 3.8-3.10 also attach the new watcher to the main thread's loop. */
     if (rc == LSPEC_OK && profile <= LSPEC_PROFILE_3_10 &&
         policy_main_thread()) {
@@ -513,9 +500,12 @@ static int base_set_child_watcher(lspec_policy *self, lspec_watcher *w) {
   old = self->watcher;
   self->watcher = w;
   pthread_mutex_unlock(&self->watcher_lock);
-  /* The old watcher is closed even when it is `w` itself. */
+  /* The old watcher is closed even when it is `w` itself.  Only the user's
+   * own close() calls carry the 3.12 deprecation, not this one. */
   if (old) {
+    lspec__warn_suppress(LSPEC_WARN_DEPRECATION, 1);
     lspec__watcher_close(old);
+    lspec__warn_suppress(LSPEC_WARN_DEPRECATION, 0);
     lspec__watcher_release(old);
   }
   if (lspec__profile() >= LSPEC_PROFILE_3_12)

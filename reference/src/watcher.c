@@ -359,7 +359,16 @@ int lspec__watcher_is_active(lspec_watcher *w) {
 int lspec__watcher_close(lspec_watcher *w) {
   int rc = check_watcher(w);
 
-  if (rc || (rc = w->ops->close(w)) != LSPEC_OK)
+  if (rc != LSPEC_OK)
+    return rc;
+  /* The 3.12 page marks close() deprecated (CPython itself does not warn:
+   * conflict C11); the reference follows the page. */
+  if (lspec__profile() >= LSPEC_PROFILE_3_12)
+    lspec__warn(LSPEC_WARN_DEPRECATION,
+                "%s.close() is deprecated as of Python 3.12 and will be "
+                "removed in Python 3.14.",
+                w->ops->name);
+  if ((rc = w->ops->close(w)) != LSPEC_OK)
     return rc;
   pthread_mutex_lock(&w->lock);
   w->closed = 1;
