@@ -39,10 +39,17 @@ static inline void sw_hook(void *user, int category, const char *text) {
 
 static inline void sw_install(void) { I->set_warning_hook(sw_hook, &sw_warned); }
 
+/* How many warnings were seen, leaving out the 3.12 DeprecationWarning of
+ * close() itself (the page's side of conflict C11, checked by CW-DEP-002):
+ * the counts here are about what a watcher reports, not about that. */
 static inline int sw_count(void) {
-  int n;
+  int i, n;
   pthread_mutex_lock(&sw_warned.lock);
   n = sw_warned.n;
+  for (i = 0; i < sw_warned.n && i < SW_MAX; i++)
+    if (sw_warned.category[i] == LSPEC_WARN_DEPRECATION &&
+        strstr(sw_warned.text[i], ".close() is deprecated") != NULL)
+      n--;
   pthread_mutex_unlock(&sw_warned.lock);
   return n;
 }
