@@ -111,7 +111,7 @@ def line_index(text):
     for no, line in enumerate(text.splitlines(), 1):
         m = re.match(r'^\s*id\s*=\s*"([^"]+)"', line)
         if m:
-            ids.setdefault(m.group(1), no)
+            ids.setdefault(m.group(1), []).append(no)
         m = re.match(r'^\s*name\s*=\s*"([^"]+)"', line)
         if m:
             last_name = m.group(1)
@@ -143,6 +143,7 @@ def load_clauses(clause_dir, errors):
             errors.add(path, "-", f"not valid TOML: {e}")
             continue
         ids_at, names_at, steps_at = line_index(raw.decode("utf-8"))
+        seen_ids = {}
         if not NAME_RE.match(stem):
             errors.add(path, "-", f"file name {fname!r} must be a lower-case "
                        "C token (it is the Criterion suite name)")
@@ -162,7 +163,11 @@ def load_clauses(clause_dir, errors):
         for n, c in enumerate(entries, 1):
             cid = c.get("id") if isinstance(c.get("id"), str) else None
             ident = cid or f"clause #{n}"
-            where = f"{path}:{ids_at[cid]}" if cid in ids_at else path
+            # The n-th clause with this id sits on its id's n-th line.
+            seen_ids[cid] = seen_ids.get(cid, 0) + 1
+            lines = ids_at.get(cid, [])
+            where = (f"{path}:{lines[seen_ids[cid] - 1]}"
+                     if seen_ids[cid] <= len(lines) else path)
             clause = validate_clause(c, area, where, ident, errors)
             if clause is None:
                 continue
