@@ -148,13 +148,7 @@ LOOP_TEST(watcher_multiloop, exits_are_delivered_once_through_the_loop) {
             "the reaper thread never calls back itself");
   sw_run_until_called(loop, rec, 5);
   lt_run_for(loop, 0.05);
-  for (i = 0; i < 5; i++) {
-    cr_assert(eq(int, atomic_load(&rec[i].calls), 1), "child %d: once", i);
-    cr_assert(eq(int, rec[i].pid, pids[i]), "child %d: its pid", i);
-    cr_assert(eq(int, rec[i].returncode, want[i]), "child %d: returncode", i);
-    cr_assert(ne(int, pthread_equal(rec[i].thread, pthread_self()), 0),
-              "child %d: in the loop's thread", i);
-  }
+  wt_assert_each_once(rec, pids, want, 5);
   wt_free(w);
   lt_free_loop(loop);
 }

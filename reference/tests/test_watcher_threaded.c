@@ -33,13 +33,7 @@ ONE_TEST(watcher_threaded, returncodes_are_delivered_once_in_the_loop_thread) {
   cr_assert(eq(int, I->loop_run_until(loop, wt_all_called, &all, 10), LSPEC_OK),
             "run_until: %s", I->last_error());
   lt_run_for(loop, 0.05); /* room for a second, wrong delivery */
-  for (i = 0; i < 5; i++) {
-    cr_assert(eq(int, atomic_load(&rec[i].calls), 1), "child %d: once", i);
-    cr_assert(eq(int, rec[i].pid, pids[i]), "child %d: its pid", i);
-    cr_assert(eq(int, rec[i].returncode, want[i]), "child %d: returncode", i);
-    cr_assert(ne(int, pthread_equal(rec[i].thread, pthread_self()), 0),
-              "child %d: delivered in the loop's thread", i);
-  }
+  wt_assert_each_once(rec, pids, want, 5);
   wt_free(w);
   lt_free_loop(loop);
 }

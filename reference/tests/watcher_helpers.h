@@ -266,4 +266,18 @@ static inline int wt_warned_at_least(void *arg) {
   return wt_warning_count() >= *(const int *)arg;
 }
 
+/* Checks that each of the `n` recorders ran exactly once, for its own pid,
+ * with the expected returncode, in the calling (loop) thread. */
+static inline void wt_assert_each_once(struct wt_rec *rec, const int *pids,
+                                       const int *want, int n) {
+  int i;
+  for (i = 0; i < n; i++) {
+    cr_assert(eq(int, atomic_load(&rec[i].calls), 1), "child %d: once", i);
+    cr_assert(eq(int, rec[i].pid, pids[i]), "child %d: its pid", i);
+    cr_assert(eq(int, rec[i].returncode, want[i]), "child %d: returncode", i);
+    cr_assert(ne(int, pthread_equal(rec[i].thread, pthread_self()), 0),
+              "child %d: delivered in the loop's thread", i);
+  }
+}
+
 #endif /* LSPEC_TESTS_WATCHER_HELPERS_H */
