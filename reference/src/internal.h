@@ -82,6 +82,27 @@ LSPEC__HIDDEN int lspec__loop_call_soon_threadsafe(lspec_loop *loop,
                                                    lspec_callback cb,
                                                    void *arg,
                                                    lspec_handle_id *out);
+/* Internal posts, callable from any thread (call_soon_threadsafe without an
+ * id: loop_cancel cannot reach them).  lspec__loop_post runs cb(arg); when
+ * the loop is closed before it runs, dispose(arg) is called instead (if not
+ * NULL), by the thread that closes it, so what arg holds is given back.
+ * A post with a dispose function must hold a reference to the loop until it
+ * runs or is disposed of: then a loop's last release (which closes it if
+ * needed) never finds one queued, and dispose never runs inside a release
+ * made under some other lock.
+ * lspec__loop_post_child runs ccb(pid, returncode, arg) and needs no
+ * allocation beyond the loop's pooled handle: the child-exit hot path. */
+/* Takes a reference unless the loop is already at its last release (its
+ * count at zero: being freed).  1 if taken, 0 if not. */
+LSPEC__HIDDEN int lspec__loop_tryretain(lspec_loop *loop);
+/* subprocess.c: forgets (frees) the exit trampolines of children spawned
+ * from `loop`, which is being closed.  Called by the loop's close. */
+LSPEC__HIDDEN void lspec__subprocess_loop_closed(lspec_loop *loop);
+LSPEC__HIDDEN int lspec__loop_post(lspec_loop *loop, lspec_callback cb,
+                                   void *arg, lspec_callback dispose);
+LSPEC__HIDDEN int lspec__loop_post_child(lspec_loop *loop,
+                                         lspec_child_callback ccb, void *arg,
+                                         int pid, int returncode);
 LSPEC__HIDDEN int lspec__loop_call_later(lspec_loop *loop, double delay,
                                          lspec_callback cb, void *arg,
                                          lspec_handle_id *out);

@@ -196,6 +196,8 @@ static void handle_put(lspec_loop *loop, struct lspec__handle *h) {
   h->state = LSPEC__H_FREE;
   h->cb = NULL;
   h->arg = NULL;
+  h->dispose = NULL;
+  h->ccb = NULL;
   h->next = loop->pool;
   loop->pool = h;
   loop->npool++;
@@ -240,6 +242,8 @@ static int schedule_locked(lspec_loop *loop, int timer, double when,
   h->id = ++loop->next_id;
   h->cb = cb;
   h->arg = arg;
+  h->dispose = NULL;
+  h->ccb = NULL;
   h->timer.when = when;
   h->timer.seq = h->id; /* ids grow with scheduling order: ties stay FIFO */
   h->timer.index = LSPEC__TIMER_DETACHED;
@@ -302,13 +306,22 @@ static int reserve_fired(lspec_loop *loop, size_t n) {
   return 0;
 }
 
-/* Frees every handle of the loop, scheduled or pooled.  Under the lock. */
-static void drop_handles_locked(lspec_loop *loop) {
-  struct lspec__handle *h, *next;
+/* Frees every handle of the loop, scheduled or pooled.  Under the lock.
+ * Internal posts that own something (a dispose function) are not freed but
+ * returned as a list, for close_now to dispose of once the lock is
+ * dropped. */
+static struct lspec__handle *drop_handles_locked(lspec_loop *loop) {
+  struct lspec__handle *h, *next, *orphans = NULL;
   struct lspec__timer *t;
 
-  while ((h = ready_pop(loop)) != NULL)
-    free(h);
+  while ((h = ready_pop(loop)) != NULL) {
+    if (h->state == LSPEC__H_READY && h->dispose != NULL) {
+      h->next = orphans;
+      orphans = h;
+    } else {
+      free(h);
+    }
+  }
   while ((t = lspec__heap_pop(&loop->timers)) != NULL)
     free((struct lspec__handle *)((char *)t -
                                   offsetof(struct lspec__handle, timer)));
@@ -321,17 +334,30 @@ static void drop_handles_locked(lspec_loop *loop) {
   loop->npool = 0;
   free(loop->ids.slots);
   memset(&loop->ids, 0, sizeof loop->ids);
+  return orphans;
 }
 
 /* Closes an open loop that is not running: drops what is scheduled without
  * calling it, removes readers and signal handlers, closes the descriptors. */
 static void close_now(lspec_loop *loop) {
+  struct lspec__handle *orphans, *next;
+
   pthread_mutex_lock(&loop->lock);
   /* Set under the lock: call_soon_threadsafe checks it under the same lock,
    * so nothing is scheduled (and the eventfd is not written) after this. */
   atomic_store(&loop->closed, 1);
-  drop_handles_locked(loop);
+  orphans = drop_handles_locked(loop);
   pthread_mutex_unlock(&loop->lock);
+  /* What internal posts carried goes back to their owners, outside the
+   * lock (a dispose function may take other locks or release handles). */
+  for (; orphans != NULL; orphans = next) {
+    next = orphans->next;
+    orphans->dispose(orphans->arg);
+    free(orphans);
+  }
+
+  /* Exits of its subprocesses still on their way have nowhere to go. */
+  lspec__subprocess_loop_closed(loop);
 
   /* Signals first: afterwards no signal handler can write to the eventfd. */
   lspec__signal_close_loop(loop);
@@ -421,6 +447,15 @@ error:
 void lspec__loop_retain(lspec_loop *loop) {
   if (lspec__kind_of(loop) == LSPEC__KIND_LOOP)
     atomic_fetch_add(&loop->hdr.refs, 1);
+}
+
+int lspec__loop_tryretain(lspec_loop *loop) {
+  unsigned n = atomic_load(&loop->hdr.refs);
+  do
+    if (n == 0)
+      return 0;
+  while (!atomic_compare_exchange_weak(&loop->hdr.refs, &n, n + 1));
+  return 1;
 }
 
 /* Drops one reference.  The last one closes an unclosed loop (with
@@ -516,6 +551,53 @@ int lspec__loop_call_soon(lspec_loop *loop, lspec_callback cb, void *arg,
 int lspec__loop_call_soon_threadsafe(lspec_loop *loop, lspec_callback cb,
                                      void *arg, lspec_handle_id *out) {
   return call_soon_common(loop, cb, arg, out, 1);
+}
+
+/* Internal posts (internal.h): like call_soon_threadsafe, but unnamed (no
+ * id, so loop_cancel cannot reach them), with a dispose function or a child
+ * callback.  The handle comes from the pool: no allocation once warm. */
+static int post_common(lspec_loop *loop, lspec_callback cb,
+                       lspec_child_callback ccb, void *arg,
+                       lspec_callback dispose, int pid, int returncode) {
+  struct lspec__handle *h;
+  int rc;
+
+  if ((rc = lspec__loop_check_handle(loop)) ||
+      (rc = lspec__loop_check_closed(loop)))
+    return rc;
+  pthread_mutex_lock(&loop->lock);
+  if (atomic_load(&loop->closed)) {
+    rc = lspec__fail(LSPEC_E_RUNTIME, "Event loop is closed");
+  } else if ((h = handle_get(loop)) == NULL) {
+    rc = lspec__fail_nomem("scheduling a callback");
+  } else {
+    h->id = 0;
+    h->cb = cb;
+    h->ccb = ccb;
+    h->arg = arg;
+    h->dispose = dispose;
+    h->cpid = pid;
+    h->crc = returncode;
+    h->timer.index = LSPEC__TIMER_DETACHED;
+    ready_push(loop, h);
+    wake_locked(loop);
+  }
+  pthread_mutex_unlock(&loop->lock);
+  return rc;
+}
+
+int lspec__loop_post(lspec_loop *loop, lspec_callback cb, void *arg,
+                     lspec_callback dispose) {
+  if (cb == NULL)
+    return fail_not_callable("post");
+  return post_common(loop, cb, NULL, arg, dispose, 0, 0);
+}
+
+int lspec__loop_post_child(lspec_loop *loop, lspec_child_callback ccb,
+                           void *arg, int pid, int returncode) {
+  if (ccb == NULL)
+    return fail_not_callable("post");
+  return post_common(loop, NULL, ccb, arg, NULL, pid, returncode);
 }
 
 /* call_later(delay): runs cb at loop_time() + delay.  A delay of zero or
@@ -690,7 +772,9 @@ static int timeout_ms(double timeout) {
 static void run_ready(lspec_loop *loop, size_t count) {
   struct lspec__handle *h;
   lspec_callback cb;
+  lspec_child_callback ccb;
   void *arg;
+  int pid, returncode;
 
   while (count-- > 0) {
     pthread_mutex_lock(&loop->lock);
@@ -700,15 +784,23 @@ static void run_ready(lspec_loop *loop, size_t count) {
       return;
     }
     cb = NULL;
+    ccb = NULL;
     arg = NULL;
+    pid = returncode = 0;
     if (h->state == LSPEC__H_READY) {
-      idmap_remove(&loop->ids, h); /* from now on, cancel ignores its id */
+      if (h->id != 0) /* internal posts have no id */
+        idmap_remove(&loop->ids, h); /* from now on, cancel ignores it */
       cb = h->cb;
+      ccb = h->ccb;
       arg = h->arg;
+      pid = h->cpid;
+      returncode = h->crc;
     }
     handle_put(loop, h);
     pthread_mutex_unlock(&loop->lock);
-    if (cb != NULL)
+    if (ccb != NULL)
+      ccb(pid, returncode, arg);
+    else if (cb != NULL)
       cb(arg);
   }
 }

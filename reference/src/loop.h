@@ -97,6 +97,10 @@ struct lspec__handle {
   lspec_callback cb;           /* what to run */
   void *arg;                   /* its argument */
   int state;                   /* enum lspec__handle_state */
+  /* Internal posts only (lspec__loop_post*, never named by an id): */
+  lspec_callback dispose;      /* called with arg if dropped unrun */
+  lspec_child_callback ccb;    /* if set, run ccb(cpid, crc, arg) instead */
+  int cpid, crc;               /* ccb's pid and returncode */
 };
 
 /* A registered reader.  reg == 0 marks an empty slot. */

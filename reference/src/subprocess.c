@@ -5,7 +5,9 @@
  * take the current policy's child watcher, enter it, check is_active
  * before anything is spawned (inactive: RuntimeError, no child), spawn,
  * register the child with a trampoline that hands (pid, returncode) to the
- * spawning loop's thread through call_soon_threadsafe, exit the watcher.
+ * spawning loop's thread through call_soon_threadsafe and from there, one
+ * iteration later, to the caller's callback through call_soon (CPython's
+ * _process_exited hop), exit the watcher.
  * 3.8-3.11 use the object enter returns (`with ... as watcher`); 3.12 uses
  * the watcher itself.
  *
@@ -29,6 +31,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -386,17 +389,140 @@ int lspec__spawn(const char *const *argv, pid_t *pid, int *method) {
 
 /* --- loop_subprocess_exec ----------------------------------------------------- */
 
-/* What the watcher's callback carries to the spawning loop. */
+/* What the watcher's callback carries to the spawning loop: CPython's
+ * subprocess transport, reduced to what an exit needs. */
 struct exit_tramp {
-  lspec_loop *loop;        /* the spawning loop (a reference) */
-  lspec_child_callback cb; /* the caller's callback */
-  void *arg;               /* its argument */
-  int pid;                 /* the child */
-  int returncode;          /* filled by the watcher's callback */
+  uintptr_t id;             /* its name in the registry, never 0 */
+  lspec_loop *loop;         /* the spawning loop (see the registry) */
+  lspec_child_callback cb;  /* the caller's callback */
+  void *arg;                /* its argument */
+  int pid;                  /* the child */
+  int returncode;           /* filled by the watcher's callback */
+  struct exit_tramp *next;  /* registry chain */
 };
 
-/* In the spawning loop's thread: the caller's callback. */
-static void tramp_run(void *p) {
+/* The registry of trampolines whose child has not been reported yet.
+ *
+ * A watcher may drop a handler without calling it: remove_child_handler,
+ * a second registration for the pid, close() with pending handlers, or a
+ * delivery to a loop closed meanwhile.  CPython's garbage collector then
+ * frees the transport; here the watcher is handed a registry id, not a
+ * pointer, and the registry owns the trampoline until the exit arrives or
+ * the spawning loop is closed, whichever comes first.  A watcher that calls
+ * back with an id the registry no longer has (its loop was closed) finds
+ * nothing to free.  While registered, a trampoline holds no loop
+ * reference, so a loop nobody closes still dies at its last release, and
+ * takes its trampolines with it (lspec__subprocess_loop_closed); once taken
+ * out for delivery it holds one until it has run or been disposed of. */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct exit_tramp **reg_buckets; /* chains; power-of-two count */
+static size_t reg_mask;                 /* nbuckets - 1 */
+static size_t reg_count;                /* registered trampolines */
+static uintptr_t reg_next_id;           /* last id handed out */
+
+static size_t reg_hash(uintptr_t id) {
+  uint64_t h = (uint64_t)id * UINT64_C(0x9e3779b97f4a7c15);
+  return (size_t)(h >> 32);
+}
+
+/* Registers t under a fresh id.  0 or -ENOMEM.  Under reg_lock. */
+static int reg_insert_locked(struct exit_tramp *t) {
+  size_t i;
+
+  if (reg_buckets == NULL || reg_count >= reg_mask + 1) {
+    size_t n = reg_buckets ? (reg_mask + 1) * 2 : 64;
+    struct exit_tramp **b = calloc(n, sizeof *b), *c, *next;
+    if (b == NULL && reg_buckets == NULL)
+      return -ENOMEM;
+    if (b != NULL) { /* a failed growth only makes chains longer */
+      for (i = 0; reg_buckets != NULL && i <= reg_mask; i++)
+        for (c = reg_buckets[i]; c != NULL; c = next) {
+          next = c->next;
+          c->next = b[reg_hash(c->id) & (n - 1)];
+          b[reg_hash(c->id) & (n - 1)] = c;
+        }
+      free(reg_buckets);
+      reg_buckets = b;
+      reg_mask = n - 1;
+    }
+  }
+  if (++reg_next_id == 0) /* wraps only where uintptr_t is 32 bits */
+    ++reg_next_id;
+  t->id = reg_next_id;
+  i = reg_hash(t->id) & reg_mask;
+  t->next = reg_buckets[i];
+  reg_buckets[i] = t;
+  reg_count++;
+  return 0;
+}
+
+/* Unregisters and returns the trampoline named `id`, or NULL.  Under
+ * reg_lock. */
+static struct exit_tramp *reg_take_locked(uintptr_t id) {
+  struct exit_tramp **link, *t;
+
+  if (reg_buckets == NULL)
+    return NULL;
+  for (link = &reg_buckets[reg_hash(id) & reg_mask]; (t = *link) != NULL;
+       link = &t->next)
+    if (t->id == id) {
+      *link = t->next;
+      t->next = NULL;
+      reg_count--;
+      return t;
+    }
+  return NULL;
+}
+
+void lspec__subprocess_loop_closed(lspec_loop *loop) {
+  struct exit_tramp **link, *t, *dead = NULL;
+  size_t i;
+
+  pthread_mutex_lock(&reg_lock);
+  for (i = 0; reg_buckets != NULL && i <= reg_mask; i++)
+    for (link = &reg_buckets[i]; (t = *link) != NULL;)
+      if (t->loop == loop) {
+        *link = t->next;
+        reg_count--;
+        t->next = dead;
+        dead = t;
+      } else {
+        link = &t->next;
+      }
+  if (reg_count == 0) { /* nothing in flight: give the table back */
+    free(reg_buckets);
+    reg_buckets = NULL;
+    reg_mask = 0;
+  }
+  pthread_mutex_unlock(&reg_lock);
+  for (; dead != NULL; dead = t) {
+    t = dead->next;
+    free(dead);
+  }
+}
+
+static void reg_fork_prepare(void) { pthread_mutex_lock(&reg_lock); }
+static void reg_fork_release(void) { pthread_mutex_unlock(&reg_lock); }
+
+__attribute__((constructor)) static void reg_register_fork_handlers(void) {
+  pthread_atfork(reg_fork_prepare, reg_fork_release, reg_fork_release);
+}
+
+/* A loop closed before the exit reached the caller: give back the
+ * trampoline and its loop reference (the exit is lost with the loop, as in
+ * CPython). */
+static void tramp_dispose(void *p) {
+  struct exit_tramp *t = p;
+  lspec_loop *loop = t->loop;
+
+  free(t);
+  lspec__loop_release(loop); /* whoever closes the loop holds another */
+}
+
+/* Second hop, one iteration later: the caller's callback (CPython's
+ * transport._process_exited calling protocol.process_exited through
+ * call_soon). */
+static void tramp_final(void *p) {
   struct exit_tramp *t = p;
   lspec_loop *loop = t->loop;
 
@@ -405,21 +531,45 @@ static void tramp_run(void *p) {
   lspec__loop_release(loop); /* whoever runs the loop holds another */
 }
 
-/* The watcher's callback, from whatever thread the watcher uses: CPython's
- * loop._child_watcher_callback, call_soon_threadsafe to the spawning loop. */
-static void tramp_exit(int pid, int returncode, void *p) {
+/* First hop, in the spawning loop's thread (CPython's
+ * loop._child_watcher_callback posts transport._process_exited there with
+ * call_soon_threadsafe; that in turn schedules the protocol's callback with
+ * call_soon). */
+static void tramp_run(void *p) {
   struct exit_tramp *t = p;
 
+  if (lspec__loop_post(t->loop, tramp_final, t, tramp_dispose) != LSPEC_OK)
+    tramp_final(t); /* cannot happen in a running loop; never lose it */
+}
+
+static void warn_loop_closed(int pid) {
+  lspec__warn(LSPEC_WARN_LOG_WARNING,
+              "Loop that handles pid %d is closed: its exit is dropped", pid);
+}
+
+/* The watcher's callback, from whatever thread the watcher uses; `p` is
+ * the registry id. */
+static void tramp_exit(int pid, int returncode, void *p) {
+  struct exit_tramp *t;
+
+  pthread_mutex_lock(&reg_lock);
+  t = reg_take_locked((uintptr_t)p);
+  /* A loop at its last release is being freed: it cannot take a post. */
+  if (t != NULL && !lspec__loop_tryretain(t->loop)) {
+    free(t);
+    t = NULL;
+  }
+  pthread_mutex_unlock(&reg_lock);
+  if (t == NULL) {
+    warn_loop_closed(pid); /* the loop was closed, and its registry gone */
+    return;
+  }
   t->pid = pid;
   t->returncode = returncode;
-  if (lspec__loop_call_soon_threadsafe(t->loop, tramp_run, t, NULL) ==
-      LSPEC_OK)
+  if (lspec__loop_post(t->loop, tramp_run, t, tramp_dispose) == LSPEC_OK)
     return;
-  /* Only a closed loop refuses: the exit cannot be delivered. */
-  lspec__warn(LSPEC_WARN_LOG_WARNING, "Loop %p that handles pid %d is closed",
-              (void *)t->loop, pid);
-  lspec__loop_release(t->loop);
-  free(t);
+  warn_loop_closed(pid); /* closed since: the exit cannot be delivered */
+  tramp_dispose(t);
 }
 
 int lspec__loop_subprocess_exec(lspec_loop *loop, const char *const *argv,
@@ -475,22 +625,30 @@ int lspec__loop_subprocess_exec(lspec_loop *loop, const char *const *argv,
   }
 
   /* SUB-004: register with the trampoline to the spawning loop. */
-  lspec__loop_retain(loop);
   t->loop = loop;
   t->cb = cb;
   t->arg = arg;
   t->pid = child;
-  if ((rc = lspec__watcher_add_child_handler(target, child, tramp_exit, t)) !=
-      LSPEC_OK) {
+  pthread_mutex_lock(&reg_lock);
+  r = reg_insert_locked(t);
+  pthread_mutex_unlock(&reg_lock);
+  if (r != 0)
+    rc = lspec__fail_nomem("starting a subprocess");
+  else if ((rc = lspec__watcher_add_child_handler(
+                target, child, tramp_exit, (void *)t->id)) != LSPEC_OK) {
+    pthread_mutex_lock(&reg_lock);
+    reg_take_locked(t->id);
+    pthread_mutex_unlock(&reg_lock);
+  }
+  if (rc != LSPEC_OK) {
     /* CPython closes the transport, which kills the child; reap it here so
      * that nothing is left behind. */
     kill(child, SIGKILL);
     while (waitpid(child, &st, 0) < 0 && errno == EINTR)
       ;
-    lspec__loop_release(loop);
     goto exit;
   }
-  t = NULL; /* the watcher owns it now */
+  t = NULL; /* the registry owns it now */
   if (pid != NULL)
     *pid = child;
 

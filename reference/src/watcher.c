@@ -216,25 +216,6 @@ int lspec__unknown_child(int pid) {
   return 255;
 }
 
-/* An exit on its way through a loop: call_soon_threadsafe takes a plain
- * callback, so the child callback and its three arguments travel in one
- * record that the loop's callback frees.  A record is independent of the
- * watcher, which may be closed and freed before the loop runs it.  If the
- * loop is closed after accepting it and never runs it, the record is lost
- * with the loop's handle (the loop has no way to hand back an argument). */
-struct delivery {
-  lspec_child_callback cb; /* the child callback */
-  void *arg;               /* its argument */
-  int pid;                 /* the child */
-  int returncode;          /* its returncode */
-};
-
-static void run_delivery(void *arg) {
-  struct delivery d = *(struct delivery *)arg;
-  free(arg);
-  d.cb(d.pid, d.returncode, d.arg);
-}
-
 /* CPython's warning when the loop of a handler is closed (Threaded's
  * _do_waitpid, MultiLoop's _do_waitpid). */
 static void warn_closed_loop(int pid) {
@@ -250,7 +231,7 @@ void lspec__child_deliver(lspec_watcher *w, struct lspec__child *c,
   void *arg = c->arg;
   lspec_loop *loop = c->loop;
   int pid = c->pid;
-  struct delivery *d;
+  int rc;
 
   /* The entry goes back to the free list first; its loop reference moves to
    * this function and is dropped at the end. */
@@ -265,21 +246,18 @@ void lspec__child_deliver(lspec_watcher *w, struct lspec__child *c,
     cb(pid, returncode, arg);
   } else if (lspec__loop_is_closed(loop) == 1) {
     warn_closed_loop(pid);
-  } else if ((d = malloc(sizeof *d)) == NULL) {
+  } else if ((rc = lspec__loop_post_child(loop, cb, arg, pid, returncode)) ==
+             LSPEC_E_NOMEM) {
     /* The exit cannot be queued; say so rather than lose it silently. */
     lspec__warn(LSPEC_WARN_LOG_ERROR,
                 "out of memory: the exit of pid %d (returncode %d) cannot "
                 "be delivered",
                 pid, returncode);
-  } else {
-    *d = (struct delivery){cb, arg, pid, returncode};
-    if (lspec__loop_call_soon_threadsafe(loop, run_delivery, d, NULL) !=
-        LSPEC_OK) {
-      /* Closed between the check and the call. */
-      free(d);
-      warn_closed_loop(pid);
-    }
+  } else if (rc != LSPEC_OK) {
+    warn_closed_loop(pid); /* closed between the check and the post */
   }
+  /* Posted, the exit travels in the loop's pooled handle (no allocation);
+   * a loop closed before running it drops it, as CPython's would. */
   if (loop != NULL)
     lspec__loop_release(loop);
 }

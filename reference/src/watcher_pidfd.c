@@ -129,13 +129,43 @@ static void on_ready(void *arg);
 static void deferred_add(void *arg);
 static void deferred_drop(void *arg);
 
-/* Queues fn(pc) to `loop`, which runs in another thread; the call holds a
- * watcher reference.  With w->lock held. */
+/* A call queued to a loop running in another thread: fn(pc) there.  It
+ * holds a watcher reference (released by fn) and a reference to the loop
+ * (released here), so a loop closed before running it gives it back
+ * through post_run as its dispose function, and a loop's last release can
+ * never find one still queued.  Allocated: this is the rare cross-thread
+ * path, never the exit path. */
+struct pidfd_post {
+  struct pidfd_child *pc;
+  lspec_loop *loop;
+  void (*fn)(void *pc);
+};
+
+static void post_run(void *arg) {
+  struct pidfd_post p = *(struct pidfd_post *)arg;
+  free(arg);
+  p.fn(p.pc);
+  lspec__loop_release(p.loop);
+}
+
+/* Queues fn(pc) to `loop`, which runs in another thread.  With w->lock
+ * held. */
 static int queue_locked(struct pidfd_child *pc, lspec_loop *loop,
                         lspec_callback fn) {
-  int rc = lspec__loop_call_soon_threadsafe(loop, fn, pc, NULL);
-  if (rc != LSPEC_OK)
+  struct pidfd_post *p = malloc(sizeof *p);
+  int rc;
+
+  if (p == NULL)
+    return lspec__fail_nomem("PidfdChildWatcher: queueing to a loop");
+  *p = (struct pidfd_post){pc, loop, fn};
+  lspec__loop_retain(loop);
+  /* Run or disposed of, it is the same call: fn copes with a closed loop
+   * (readers are gone, adding one fails and is reported). */
+  if ((rc = lspec__loop_post(loop, post_run, p, post_run)) != LSPEC_OK) {
+    lspec__loop_release(loop);
+    free(p);
     return rc;
+  }
   pc->pending++;
   lspec__watcher_retain(pc->w);
   return LSPEC_OK;

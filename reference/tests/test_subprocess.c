@@ -5,6 +5,7 @@
  */
 #include "pidfd_helpers.h"
 
+#include "loop.h"
 #include "syscalls.h"
 
 /* --- exec from inside a running loop ------------------------------------- */
@@ -423,4 +424,140 @@ LOOP_TEST(subprocess, worker_with_attached_main_loop_3_10) {
   I->policy_release(p);
   ph_free_watcher(w);
   lt_free_loop(main_loop);
+}
+
+/* --- the way an exit travels, and a loop closed on the way ------------------ */
+
+/* Waits (without running the loop) until something was posted to it: the
+ * watcher's thread has reaped the child and queued its exit. */
+static void sx_wait_posted(lspec_loop *loop) {
+  size_t n = 0;
+  for (int i = 0; i < 10000 && n == 0; i++) {
+    pthread_mutex_lock(&loop->lock);
+    n = loop->nready;
+    pthread_mutex_unlock(&loop->lock);
+    if (n == 0)
+      lt_nap(1);
+  }
+  cr_assert(n > 0, "the watcher posted nothing within 10 s");
+}
+
+/* With the Threaded watcher, the exit takes CPython's three hops: the
+ * watcher's call_soon_threadsafe(loop._child_watcher_callback), that one's
+ * call_soon_threadsafe(transport._process_exited), then call_soon of the
+ * protocol's callback.  A callback queued behind the first hop therefore
+ * runs two iterations before the exit callback. */
+ONE_TEST(subprocess, exit_takes_cpythons_hops) {
+  lspec_loop *loop;
+  struct ph_rec rec = {0};
+  struct sx_call c = {NULL, argv_true, &rec, 0, 0, 0, {0}};
+  int behind = 0;
+
+  ph_setup(LSPEC_PROFILE_3_11);
+  sx_require_kind(LSPEC_WATCHER_THREADED);
+  c.loop = loop = lt_new_loop(backend);
+  sx_exec_in_loop(&c);
+  cr_assert(eq(int, c.rc, LSPEC_OK), "subprocess_exec: %s", c.msg);
+  sx_wait_posted(loop);
+  cr_assert(eq(int, I->loop_call_soon(loop, lt_count_cb, &behind, NULL),
+               LSPEC_OK));
+  lt_one_iteration(loop);
+  cr_assert(eq(int, behind, 1), "the callback queued behind the first hop");
+  cr_assert(eq(int, atomic_load(&rec.calls), 0), "not after the first hop");
+  lt_one_iteration(loop);
+  cr_assert(eq(int, atomic_load(&rec.calls), 0), "not after the second hop");
+  lt_one_iteration(loop);
+  cr_assert(eq(int, atomic_load(&rec.calls), 1), "after the third");
+  cr_assert(eq(int, rec.pid, c.pid));
+  cr_assert(eq(int, rec.returncode, 0));
+  lt_free_loop(loop);
+  sx_drop_watcher();
+}
+
+/* The loop is closed after the exit was queued to it but before it ran:
+ * the exit is dropped, nothing is called, and nothing leaks (the ASan and
+ * memcheck runs check the last part). */
+ONE_TEST(subprocess, loop_closed_with_exit_queued) {
+  lspec_loop *loop;
+  struct ph_rec rec = {0};
+  struct sx_call c = {NULL, argv_exit7, &rec, 0, 0, 0, {0}};
+
+  ph_setup(LSPEC_PROFILE_3_11);
+  sx_require_kind(LSPEC_WATCHER_THREADED);
+  c.loop = loop = lt_new_loop(backend);
+  sx_exec_in_loop(&c);
+  cr_assert(eq(int, c.rc, LSPEC_OK), "subprocess_exec: %s", c.msg);
+  sx_wait_posted(loop);
+  lt_free_loop(loop);
+  cr_assert(eq(int, atomic_load(&rec.calls), 0));
+  sx_drop_watcher();
+}
+
+/* The loop is closed while the child still runs: the Threaded watcher
+ * still reaps it, logs CPython's warning that the loop is closed, and
+ * calls nothing. */
+static int sx_count_closed(void) {
+  int i, n = 0;
+  pthread_mutex_lock(&ph_warned.lock);
+  for (i = 0; i < ph_warned.n; i++)
+    n += ph_warned.category[i] == LSPEC_WARN_LOG_WARNING &&
+         strstr(ph_warned.text[i], "that handles pid") != NULL &&
+         strstr(ph_warned.text[i], "is closed") != NULL;
+  pthread_mutex_unlock(&ph_warned.lock);
+  return n;
+}
+
+ONE_TEST(subprocess, loop_closed_while_child_runs) {
+  static const char *const argv[] = {"/bin/sh", "-c", "exec sleep 30", NULL};
+  lspec_loop *loop;
+  struct ph_rec rec = {0};
+  struct sx_call c = {NULL, argv, &rec, 0, 0, 0, {0}};
+
+  ph_setup(LSPEC_PROFILE_3_11);
+  sx_require_kind(LSPEC_WATCHER_THREADED);
+  c.loop = loop = lt_new_loop(backend);
+  sx_exec_in_loop(&c);
+  cr_assert(eq(int, c.rc, LSPEC_OK), "subprocess_exec: %s", c.msg);
+  lt_free_loop(loop);
+  cr_assert(eq(int, kill(c.pid, SIGKILL), 0));
+  for (int i = 0; i < 10000 && sx_count_closed() == 0; i++)
+    lt_nap(1);
+  lt_nap(20); /* time for a second warning, were there one */
+  cr_assert(eq(int, sx_count_closed(), 1),
+            "one warning that the loop is closed, from the watcher");
+  cr_assert(eq(int, atomic_load(&rec.calls), 0));
+  sx_drop_watcher();
+}
+
+/* A watcher that never reports (3.12's Pidfd registers with the spawning
+ * loop, whose close removes its readers): closing the loop frees the
+ * exit's trampoline (no leak under ASan or memcheck); closing the watcher
+ * then gives back the pidfd.  The child is killed and reaped by the test. */
+ONE_TEST(subprocess, loop_closed_under_a_silent_watcher) {
+  static const char *const argv[] = {"/bin/sh", "-c", "exec sleep 30", NULL};
+  struct lspec_policy_methods m;
+  lspec_policy *p = NULL;
+  lspec_watcher *w;
+  lspec_loop *loop;
+  struct ph_rec rec = {0};
+  struct sx_call c = {NULL, argv, &rec, 0, 0, 0, {0}};
+
+  PH_REQUIRE_PIDFD();
+  ph_setup(LSPEC_PROFILE_3_12);
+  w = ph_new_pidfd();
+  memset(&m, 0, sizeof m);
+  m.size = sizeof m;
+  m.get_child_watcher = sx_policy_watcher;
+  cr_assert(eq(int, I->policy_new_custom(LSPEC_POLICY_BASE_DEFAULT, &m, w, &p),
+               LSPEC_OK), "policy_new_custom: %s", I->last_error());
+  cr_assert(eq(int, I->set_event_loop_policy(p), LSPEC_OK));
+  c.loop = loop = lt_new_loop(backend);
+  sx_exec_in_loop(&c);
+  cr_assert(eq(int, c.rc, LSPEC_OK), "subprocess_exec: %s", c.msg);
+  lt_free_loop(loop);
+  ph_kill_reap(c.pid);
+  cr_assert(eq(int, atomic_load(&rec.calls), 0));
+  cr_assert(eq(int, I->set_event_loop_policy(NULL), LSPEC_OK));
+  I->policy_release(p);
+  ph_free_watcher(w);
 }
