@@ -12,44 +12,13 @@
 
 #include "harness.h"
 
-/* Registers `pid` with `w` from inside a callback of `l` (the recipe every
- * kind accepts: a running loop, inside enter/exit). */
-struct reg {
-  lspec_watcher *w;
-  int pid;
-  lh_recorder *rec;
-  int rc;
-};
-
-static void reg_cb(void *p) {
-  struct reg *r = p;
-  lspec_watcher *e = NULL;
-  if (lh_impl->watcher_enter(r->w, &e) == LSPEC_OK && e != NULL)
-    lh_impl->watcher_release(e);
-  r->rc = lh_impl->watcher_add_child_handler(r->w, r->pid, lh_record_cb,
-                                             r->rec);
-  lh_impl->watcher_exit(r->w);
-}
-
 static int register_in_loop(lspec_loop *l, lspec_watcher *w, int pid,
                             lh_recorder *rec, const char *what) {
-  struct reg r = {w, pid, rec, LSPEC_E_INTERNAL};
-  if (!lh_run_in_loop(l, reg_cb, &r, 5.0, what))
-    return 0;
-  return lh_expect(r.rc, LSPEC_OK, NULL, what);
+  return lh_register_in_loop(l, w, &pid, 1, lh_record_cb, rec, what);
 }
 
 static lspec_watcher *new_watcher(int kind, const char *what) {
-  lspec_watcher *w = NULL;
-  int rc = lh_impl->watcher_new(kind, &w);
-  if (rc == LSPEC_E_UNAVAILABLE) {
-    lh_unresolved("%s: the platform cannot offer this watcher kind: %s", what,
-                  lh_impl->last_error());
-    return NULL;
-  }
-  if (!lh_expect_out(rc, LSPEC_OK, NULL, LH_WATCHER, w, what))
-    return NULL;
-  return w;
+  return lh_watcher_new(kind, what);
 }
 
 /* --- CW-ML-005 / CW-ML-006 (research C8) ------------------------------------ */

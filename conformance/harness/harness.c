@@ -1132,6 +1132,60 @@ long lh_recorder_returncode(lh_recorder *r, int pid) {
   return rc;
 }
 
+long lh_recorder_calls_for(lh_recorder *r, int pid) {
+  long n = 0;
+  pthread_mutex_lock(&record_lock);
+  for (int i = 0; i < atomic_load(&r->n) && i < LH_RECORDER_MAX; i++)
+    n += r->calls[i].pid == pid;
+  pthread_mutex_unlock(&record_lock);
+  return n;
+}
+
+/* --- watchers ----------------------------------------------------------------- */
+
+lspec_watcher *lh_watcher_new(int kind, const char *what) {
+  lspec_watcher *w = NULL;
+  int rc = lh_impl->watcher_new(kind, &w);
+  if (rc == LSPEC_E_UNAVAILABLE) {
+    lh_unresolved("%s: the platform cannot offer this watcher kind: %s", what,
+                  lh_impl->last_error());
+    return NULL;
+  }
+  if (!lh_expect_out(rc, LSPEC_OK, NULL, LH_WATCHER, w, what))
+    return NULL;
+  return w;
+}
+
+struct lh_reg {
+  lspec_watcher *w;
+  const int *pids;
+  int n;
+  lspec_child_callback cb;
+  void *arg;
+  int rc;
+};
+
+static void reg_cb(void *p) {
+  struct lh_reg *r = p;
+  lspec_watcher *e = NULL;
+  if (lh_impl->watcher_enter(r->w, &e) == LSPEC_OK && e != NULL)
+    lh_impl->watcher_release(e);
+  r->rc = LSPEC_OK;
+  for (int i = 0; i < r->n && r->rc == LSPEC_OK; i++)
+    r->rc = lh_impl->watcher_add_child_handler(r->w, r->pids[i], r->cb,
+                                               r->arg);
+  lh_impl->watcher_exit(r->w);
+}
+
+int lh_register_in_loop(lspec_loop *l, lspec_watcher *w, const int *pids,
+                        int n, lspec_child_callback cb, void *arg,
+                        const char *what) {
+  struct lh_reg r = {w, pids, n, cb, arg, LSPEC_E_INTERNAL};
+  if (!lh_run_in_loop(l, reg_cb, &r, 5.0, what))
+    return 0;
+  return lh_expect(r.rc, LSPEC_OK, NULL, what);
+}
+
 static void recorder_summary(lh_recorder *r, char *buf, size_t len) {
   size_t used = 0;
   int n;

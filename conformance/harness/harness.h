@@ -281,6 +281,8 @@ long lh_recorder_calls(lh_recorder *r);
 /* The returncode of the last call for pid, or LH_NO_CALL. */
 #define LH_NO_CALL (-100000L)
 long lh_recorder_returncode(lh_recorder *r, int pid);
+/* The number of calls recorded for pid. */
+long lh_recorder_calls_for(lh_recorder *r, int pid);
 /* A call for pid with this returncode was recorded. */
 int lh_check_exited(lh_recorder *r, int pid, int returncode,
                     const char *what);
@@ -288,5 +290,19 @@ int lh_check_exited(lh_recorder *r, int pid, int returncode,
  * loop `l` was the running loop (NULL: every call ran in a thread with some
  * running loop). */
 int lh_check_called_in_loop(lh_recorder *r, lspec_loop *l, const char *what);
+
+/* --- watchers ----------------------------------------------------------------- */
+
+/* watcher_new(kind), tracked (closed and released by lh_end).  A kind the
+ * platform cannot offer (LSPEC_E_UNAVAILABLE) ends the test UNRESOLVED;
+ * NULL then, or on a failed check (soft in blocks). */
+lspec_watcher *lh_watcher_new(int kind, const char *what);
+/* Registers each of pids[0..n) with w, cb and arg, from inside a callback
+ * of loop `l` and inside enter/exit: the recipe every kind accepts (a
+ * running loop in the calling thread, the context manager Fast needs).
+ * Returns 1 if every registration succeeded. */
+int lh_register_in_loop(lspec_loop *l, lspec_watcher *w, const int *pids,
+                        int n, lspec_child_callback cb, void *arg,
+                        const char *what);
 
 #endif /* LSPEC_CONFORM_HARNESS_H */
