@@ -74,6 +74,11 @@ def configure(spec):
     policy_class = cls
     asyncio.DefaultEventLoopPolicy = cls
     _install_forwarding()
+    if cls is not ASYNCIO_DEFAULT_POLICY:
+        # A library's once-per-process set-up happens now, not inside the
+        # first test that makes a loop (libuv opens its signal-lock pipe in
+        # its first uv_loop_init and keeps it for the process's lifetime).
+        cls().new_event_loop().close()
 
 
 def has_asyncio_watchers():
@@ -293,8 +298,11 @@ def _run_until_iterations(loop, pred, timeout, state, deadline_reached):
 
 
 def _run_until_polling(loop, pred, timeout, state, deadline_reached):
-    """Other loops (uvloop): a callback checks the predicate every
-    millisecond (their iterations cannot be observed from Python)."""
+    """Other loops (uvloop), whose iterations Python cannot see: a callback
+    that re-schedules itself with call_soon runs once per iteration and
+    checks the predicate there.  The loop then never blocks while a
+    predicate is pending (it spins), the price of stopping in the iteration
+    the predicate came true."""
     handles = []
 
     def poll():
@@ -302,7 +310,8 @@ def _run_until_polling(loop, pred, timeout, state, deadline_reached):
             state["met"] = True
             loop.stop()
             return
-        handles.append(loop.call_later(0.001, poll))
+        if not state["deadline"]:
+            handles.append(loop.call_soon(poll))
 
     def deadline():
         deadline_reached()
