@@ -466,7 +466,7 @@ int lspec__loop_tryretain(lspec_loop *loop) {
 void lspec__loop_release(lspec_loop *loop) {
   if (lspec__kind_of(loop) != LSPEC__KIND_LOOP)
     return;
-  if (atomic_fetch_sub(&loop->hdr.refs, 1) != 1)
+  if (!lspec__unref(&loop->hdr))
     return;
   if (!atomic_load(&loop->closed)) {
     lspec__warn(LSPEC_WARN_RESOURCE,

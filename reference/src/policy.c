@@ -249,7 +249,7 @@ void lspec__policy_retain(lspec_policy *p) {
 void lspec__policy_release(lspec_policy *p) {
   if (lspec__kind_of(p) != LSPEC__KIND_POLICY)
     return;
-  if (atomic_fetch_sub(&p->hdr.refs, 1) == 1)
+  if (lspec__unref(&p->hdr))
     destroy_policy(p);
 }
 

@@ -390,7 +390,7 @@ void lspec__watcher_retain(lspec_watcher *w) {
 void lspec__watcher_release(lspec_watcher *w) {
   if (lspec__kind_of(w) != LSPEC__KIND_WATCHER)
     return;
-  if (atomic_fetch_sub(&w->hdr.refs, 1) != 1)
+  if (!lspec__unref(&w->hdr))
     return;
   w->ops->close(w);
   w->closed = 1;
