@@ -18,12 +18,14 @@
 
 #define BURST 50
 
-static void burst(int kind) {
+/* exact: every child reported once with its own status.  Otherwise the
+ * outcomes CW-ML-008 allows: at most once, with its own status or 255. */
+static void burst(int kind, int exact) {
   static lh_recorder rec;
   lspec_loop *l = lh_loop_new(LSPEC_BACKEND_DEFAULT);
   lspec_watcher *w = lh_watcher_new(kind, "watcher_new(kind)");
   struct lh_goal goal = {NULL, BURST, &rec};
-  int pids[BURST];
+  int pids[BURST], rc;
 
   if (w == NULL)
     return;
@@ -37,35 +39,52 @@ static void burst(int kind) {
    * within a few hundred microseconds: far fewer SIGCHLDs than exits. */
   for (int i = 0; i < BURST; i++)
     lh_child_release(pids[i], "release(child i)");
-  lh_expect(lh_impl->loop_run_until(l, lh_goal_pred, &goal, 15.0), LSPEC_OK,
-            NULL, "run until fifty exits were reported (15 s)");
+  rc = lh_impl->loop_run_until(l, lh_goal_pred, &goal, exact ? 15.0 : 5.0);
+  if (exact)
+    LH_STATUS(rc, LSPEC_OK);
+  else if (rc != LSPEC_E_TIMEOUT) /* some may be lost: a timeout is allowed */
+    LH_STATUS(rc, LSPEC_OK);
   LH_OK(lh_impl->loop_run_until(l, NULL, NULL, 0.2)); /* late doubles */
-  lh_check(lh_recorder_calls(&rec) == BURST, "after the burst",
+  lh_check(lh_recorder_calls(&rec) <= BURST, "after the burst",
            "%ld callback calls for %d children", lh_recorder_calls(&rec),
            BURST);
   for (int i = 0; i < BURST; i++) {
-    lh_check(lh_recorder_calls_for(&rec, pids[i]) == 1, "after the burst",
-             "child %d (exit status %d) was reported %ld time(s)", pids[i],
-             i + 1, lh_recorder_calls_for(&rec, pids[i]));
-    lh_check_exited(&rec, pids[i], i + 1, "each child's own exit status");
-    lh_check_reaped(pids[i], 1, 2.0, "each child is reaped");
+    long n = lh_recorder_calls_for(&rec, pids[i]);
+    long got = lh_recorder_returncode(&rec, pids[i]);
+    if (exact) {
+      lh_check(n == 1, "after the burst",
+               "child %d (exit status %d) was reported %ld time(s)", pids[i],
+               i + 1, n);
+      lh_check_exited(&rec, pids[i], i + 1, "each child's own exit status");
+      lh_check_reaped(pids[i], 1, 2.0, "each child is reaped");
+    } else {
+      lh_check(n <= 1, "after the burst",
+               "child %d was reported %ld times", pids[i], n);
+      lh_check(n == 0 || got == i + 1 || got == 255, "after the burst",
+               "child %d (exit status %d) was reported with returncode %ld: "
+               "neither its own status nor 255",
+               pids[i], i + 1, got);
+    }
   }
 }
 
 /*--- test: cw_burst_threaded clauses: [CW-RACE-001] kinds: [THREADED] timeout: 30 ---*/
-LH_TEST(cw, cw_burst_threaded) { burst(LSPEC_WATCHER_THREADED); }
+LH_TEST(cw, cw_burst_threaded) { burst(LSPEC_WATCHER_THREADED, 1); }
 
 /*--- test: cw_burst_safe clauses: [CW-RACE-001] kinds: [SAFE] timeout: 30 ---*/
-LH_TEST(cw, cw_burst_safe) { burst(LSPEC_WATCHER_SAFE); }
+LH_TEST(cw, cw_burst_safe) { burst(LSPEC_WATCHER_SAFE, 1); }
 
 /*--- test: cw_burst_fast clauses: [CW-RACE-001] kinds: [FAST] timeout: 30 ---*/
-LH_TEST(cw, cw_burst_fast) { burst(LSPEC_WATCHER_FAST); }
+LH_TEST(cw, cw_burst_fast) { burst(LSPEC_WATCHER_FAST, 1); }
 
-/*--- test: cw_burst_multiloop clauses: [CW-RACE-001] kinds: [MULTILOOP] timeout: 30 ---*/
-LH_TEST(cw, cw_burst_multiloop) { burst(LSPEC_WATCHER_MULTILOOP); }
+/*--- test: cw_burst_multiloop clauses: [CW-ML-007] kinds: [MULTILOOP] timeout: 30 ---*/
+LH_TEST(cw, cw_burst_multiloop) { burst(LSPEC_WATCHER_MULTILOOP, 1); }
+
+/*--- test: cw_burst_multiloop_cpython clauses: [CW-ML-008] kinds: [MULTILOOP] timeout: 30 ---*/
+LH_TEST(cw, cw_burst_multiloop_cpython) { burst(LSPEC_WATCHER_MULTILOOP, 0); }
 
 /*--- test: cw_burst_pidfd clauses: [CW-RACE-001] kinds: [PIDFD] versions: 3.9- timeout: 30 ---*/
-LH_TEST(cw, cw_burst_pidfd) { burst(LSPEC_WATCHER_PIDFD); }
+LH_TEST(cw, cw_burst_pidfd) { burst(LSPEC_WATCHER_PIDFD, 1); }
 
 /* --- CW-RACE-002: registrations from several threads ------------------------- */
 
@@ -124,9 +143,26 @@ static int all_done(void *p) {
   return atomic_load((atomic_int *)p) == WORKERS;
 }
 
+/* Wakes the main loop every 10 ms until the workers are done.  CPython's
+ * MultiLoop handler is a Python signal handler: it runs only when the main
+ * thread runs Python code, and an idle loop asleep in epoll_wait does not
+ * (MultiLoop sets no wake-up fd).  The page promises more (CW-ML-005); this
+ * clause asks only for what holds while the main thread is busy. */
+struct ticker {
+  lspec_loop *loop;
+  atomic_int *done;
+};
+
+static void tick(void *p) {
+  struct ticker *t = p;
+  if (!all_done(t->done))
+    lh_impl->loop_call_later(t->loop, 0.01, tick, t, NULL);
+}
+
 static void threads(int kind) {
   static struct worker wk[WORKERS];
   static atomic_int done;
+  static struct ticker ticker;
   lspec_loop *main_loop = lh_loop_new(LSPEC_BACKEND_DEFAULT);
   lspec_watcher *w = lh_watcher_new(kind, "watcher_new(kind)");
   lh_thread *t[WORKERS];
@@ -143,8 +179,11 @@ static void threads(int kind) {
     wk[i].done = &done;
     t[i] = lh_thread_start(worker_main, &wk[i], "starting a worker thread");
   }
-  /* The main thread runs a loop of its own meanwhile: CPython's MultiLoop
-   * handler runs only while it does (CW-ML-006). */
+  /* The main thread runs a loop of its own meanwhile, awake (see tick):
+   * CPython's MultiLoop handler runs only while it does (CW-ML-006). */
+  ticker.loop = main_loop;
+  ticker.done = &done;
+  LH_OK(lh_impl->loop_call_soon(main_loop, tick, &ticker, NULL));
   lh_expect(lh_impl->loop_run_until(main_loop, all_done, &done, 20.0),
             LSPEC_OK, NULL, "the main loop runs until every worker is done");
   for (int i = 0; i < WORKERS; i++)

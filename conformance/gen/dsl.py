@@ -135,6 +135,7 @@ QUERIES = {
 VALUE_QUERIES = {"count": 1, "calls": 2, "warnings": 1, "len": 1,
                  "called": 1, "returncode": 2, "sigchld_handled": 0}
 HELPERS = {"pipe": 2, "write": 2, "raise": 1, "clear_warnings": 0,
+           "tolerate_pidfd_leak": 0,
            "policy_new_spy": 2, "policy_new_custom": 1, "loop_run_until": 3,
            "spawn_child": 2, "spawn_sleeper": 0, "kill": 2, "reap": 1,
            "release": 1, "loop_subprocess_exec": None}
@@ -796,6 +797,11 @@ class Compiler:
             no_expect()
             self.arity(call, 0)
             out.append("lh_clear_warnings();")
+        elif name == "tolerate_pidfd_leak":
+            no_target()
+            no_expect()
+            self.arity(call, 0)
+            out.append('lh_tolerate_fd_leak("anon_inode:[pidfd]");')
         elif name in CHECKS:
             no_target()
             if expect:
