@@ -872,7 +872,7 @@ static void child_close_fds_except(int keep) {
       close(fd);
 }
 
-static void child_main(int mode, int value, int gate) {
+static void child_main(int mode, int value, int gate, pid_t parent) {
   struct sigaction sa;
   sigset_t none;
   memset(&sa, 0, sizeof sa);
@@ -883,6 +883,8 @@ static void child_main(int mode, int value, int gate) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) /* the worker died before prctl took effect */
+    _exit(127);
   child_close_fds_except(gate);
   switch (mode) {
   case LH_CHILD_EXIT:
@@ -904,10 +906,11 @@ static void child_main(int mode, int value, int gate) {
 
 int lh_spawn_child(int mode, int value, int *pid_out, const char *what) {
   int gate[2] = {-1, -1};
-  pid_t pid;
+  pid_t pid, parent;
   *pid_out = 0;
   if (mode == LH_CHILD_GATED && pipe2(gate, O_CLOEXEC) != 0)
     return lh_unresolved("%s: pipe2: %s", what, strerror(errno));
+  parent = getpid();
   pid = fork();
   if (pid < 0) {
     int err = errno;
@@ -918,7 +921,7 @@ int lh_spawn_child(int mode, int value, int *pid_out, const char *what) {
     return lh_unresolved("%s: fork: %s", what, strerror(err));
   }
   if (pid == 0)
-    child_main(mode, value, gate[0]);
+    child_main(mode, value, gate[0], parent);
   if (gate[0] >= 0)
     close(gate[0]);
   if (!add_child(pid, 0, gate[1])) {

@@ -237,6 +237,9 @@ double lh_now(void);
  *   LH_CHILD_SLEEPER   sleeps until a signal kills it (value ignored).
  * The child resets every signal disposition and its mask, closes every
  * descriptor but its gate, and dies with the test's worker (PDEATHSIG).
+ * The kernel sends that signal when the *thread* that forked ends: a child
+ * spawned from a thread of the test dies with that thread, so such a
+ * thread must outlive its children (the cases' workers wait for theirs).
  * The harness tracks each child: at lh_end() it kills the ones still running
  * and reaps them, so no test leaves a zombie or a sleeper behind.  Reaping is
  * otherwise the implementation's business (or the test's: lh_child_reap).
