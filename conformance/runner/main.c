@@ -3,14 +3,17 @@
  *
  *   loopspec-conform [--impl PATH.so] [--profile 3.N] [--follow doc|cpython]
  *                    [--filter GLOB] [-j N] [--report text|json:PATH]...
+ *                    [--expect FILE]
  *   loopspec-conform --list [--filter GLOB] [--profile 3.N]
  *
  * The order of things: read the options; load and check the implementation
  * (a broken one is one line and exit 2, before anything runs); choose the
  * profile; hand the choices to the workers through the environment, the only
- * thing that reaches them (registry.h); decide what runs (plan.c); run it
- * through Criterion (execute.c); roll the results up per clause; write the
- * reports, the text one last so that its closing line ends stdout.
+ * thing that reaches them (registry.h); decide what runs (plan.c); read the
+ * expectations file, if any (expect.c), so that a bad one costs no run; run
+ * the tests through Criterion (execute.c); roll the results up per clause,
+ * expectations applied; write the reports, the text one last so that its
+ * closing line ends stdout.
  */
 #include "runner.h"
 
@@ -154,7 +157,8 @@ static int conform(struct lr_run *run) {
     }
   }
   if (choose_profile(run) != 0 || export_choices(run) != 0 ||
-      check_json_paths(&run->opt) != 0 || lr_plan(run) != 0)
+      check_json_paths(&run->opt) != 0 || lr_plan(run) != 0 ||
+      lr_expect_load(run) != 0)
     return LR_EXIT_USAGE;
 
   if (run->opt.filter != NULL && run->nmatched == 0) {
@@ -210,6 +214,7 @@ int main(int argc, char **argv) {
     status = conform(&run);
   }
 
+  lr_expect_free(&run.expect);
   lr_plan_free(&run);
   free(run.impl_file);
   lr_options_free(&run.opt);

@@ -32,12 +32,21 @@ void lr_print_usage(FILE *f) {
       "  --report json:PATH also write a JSON report to PATH (repeatable)\n"
       "  --run-timeout S    stop the whole run after S seconds (default: the\n"
       "                     sum of the tests' own timeouts, plus margins)\n"
+      "  --expect FILE      the implementation's known deviations (TOML: one\n"
+      "                     [[expect]] per test, with test = \"suite::name\",\n"
+      "                     reason = \"...\", optional clause = \"ID\" and\n"
+      "                     intermittent = true); a listed test that fails is\n"
+      "                     XFAIL, one that passes is XPASS (\"remove this\n"
+      "                     entry\"), which fails the run unless the entry is\n"
+      "                     intermittent.  A bad file is exit 2, FILE:LINE\n"
       "  -h, --help         this text\n"
       "\n"
       "Exit status: 0 when nothing is FAIL, XPASS, CRASH or TIMEOUT; 1\n"
-      "otherwise; 2 for a usage error, an implementation that cannot be used,\n"
-      "or a run in which no test ran.  The last line of output reads\n"
-      "\"conformance: N passed, N failed, N skipped\".\n",
+      "otherwise; 2 for a usage error, a bad expectations file, an\n"
+      "implementation that cannot be used, or a run in which no test ran.\n"
+      "The last line of output reads \"conformance: N passed, N failed, N\n"
+      "skipped\": XFAIL counts as skipped (known, not conformant), XPASS as\n"
+      "failed; UNSUPPORTED and UNRESOLVED are skipped too.\n",
       f);
 }
 
@@ -96,7 +105,8 @@ enum {
   OPT_FILTER,
   OPT_LIST,
   OPT_REPORT,
-  OPT_RUN_TIMEOUT
+  OPT_RUN_TIMEOUT,
+  OPT_EXPECT
 };
 
 int lr_parse_options(int argc, char **argv, struct lr_options *o) {
@@ -109,6 +119,7 @@ int lr_parse_options(int argc, char **argv, struct lr_options *o) {
       {"jobs", required_argument, NULL, 'j'},
       {"report", required_argument, NULL, OPT_REPORT},
       {"run-timeout", required_argument, NULL, OPT_RUN_TIMEOUT},
+      {"expect", required_argument, NULL, OPT_EXPECT},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -164,6 +175,14 @@ int lr_parse_options(int argc, char **argv, struct lr_options *o) {
         return usage_error("--run-timeout takes a number of seconds, not "
                            "'%s'",
                            optarg);
+      break;
+    case OPT_EXPECT:
+      if (o->expect_path != NULL)
+        return usage_error("--expect given twice: one expectations file per "
+                           "run");
+      if (optarg[0] == '\0')
+        return usage_error("--expect needs a file name");
+      o->expect_path = optarg;
       break;
     case 'h':
       o->help = true;

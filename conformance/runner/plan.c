@@ -18,6 +18,8 @@
  *  - UNSUPPORTED is legal only for MAY clauses, whoever says it: a test
  *    the harness skips as UNSUPPORTED that cites a MUST or SHOULD clause
  *    FAILs;
+ *  - an expectations file turns a listed test's FAIL into XFAIL and its PASS
+ *    into XPASS (expect.c), before the roll-up;
  *  - a clause's result is the worst of its tests' (enum lr_result order).
  */
 #include "runner.h"
@@ -368,6 +370,7 @@ void lr_conclude(struct lr_run *run) {
       free(why);
     }
   }
+  lr_expect_apply(run);
 
   for (i = 0; i < run->nclauses; i++) {
     run->clauses[i].result = LR_UNTESTED;

@@ -9,12 +9,19 @@
  *     "summary": { "pass", "fail", "xfail", "xpass", "unsupported",
  *                  "unresolved", "crash", "timeout" },       (tests)
  *     "clause_summary": { the same keys, "untested", "info" }, (clauses)
+ *     "expectations": null | { "path", "entries", "unused": [names] },
  *     "clauses": [ { "id", "area", "level", "source", "statement",
  *                    "result", "observed", "counted", "conflict",
- *                    "tests": [ { "name", "result", "message" } ] } ] }
+ *                    "tests": [ { "name", "result", "message",
+ *                                 "expected": null | { "line", "reason",
+ *                                                      "intermittent" } } ]
+ *                  } ] }
  * A clause reported as information (the side of a conflict the run does not
  * follow) has "result": "INFO", "counted": false, and its own roll-up in
- * "observed"; for every other clause "observed" equals "result".
+ * "observed"; for every other clause "observed" equals "result".  A test
+ * listed in the expectations file (--expect) carries its entry in
+ * "expected"; "unused" names the entries whose tests this run did not
+ * decide (not run, UNSUPPORTED or UNRESOLVED).
  *
  * Strings are escaped here, with no library: '"', '\\' and control
  * characters are escaped, and bytes that are not valid UTF-8 (an
@@ -29,7 +36,7 @@
 /* Length of the valid UTF-8 sequence at `s` (1 to 4), or 0 if the bytes
  * there are not one: overlong forms, surrogates and code points past
  * U+10FFFF are refused, as RFC 3629 says. */
-static size_t utf8_sequence(const unsigned char *s) {
+size_t lr_utf8_sequence(const unsigned char *s) {
   unsigned char c = s[0];
   size_t n, i;
   unsigned long cp;
@@ -97,7 +104,7 @@ static void json_string(FILE *f, const char *s) {
         fprintf(f, "\\u%04x", *p);
         break;
       }
-      n = utf8_sequence(p);
+      n = lr_utf8_sequence(p);
       if (n == 0) {
         fputs("\\ufffd", f);
         break;
@@ -195,6 +202,30 @@ static void json_implementation(const struct lr_run *run, FILE *f) {
   fputc('}', f);
 }
 
+static void json_expectations(const struct lr_run *run, FILE *f) {
+  bool first = true, item = false;
+  size_t i;
+
+  if (run->expect.path == NULL) {
+    fputs("null", f);
+    return;
+  }
+  fputc('{', f);
+  json_key(f, &first, "path");
+  json_string(f, run->expect.path);
+  json_key(f, &first, "entries");
+  fprintf(f, "%zu", run->expect.n);
+  json_key(f, &first, "unused");
+  fputc('[', f);
+  for (i = 0; i < run->expect.n; i++)
+    if (lr_expect_unused(run, &run->expect.entries[i])) {
+      fputs(item ? ", " : "", f);
+      json_string(f, run->expect.entries[i].test);
+      item = true;
+    }
+  fputs("]}", f);
+}
+
 static void json_clause(const struct lr_run *run, size_t index, FILE *f) {
   const struct lr_clause *c = &run->clauses[index];
   char name[512];
@@ -241,6 +272,20 @@ static void json_clause(const struct lr_run *run, size_t index, FILE *f) {
     json_string(f, lr_result_name(t->result));
     json_key(f, &tfirst, "message");
     json_string(f, t->message);
+    json_key(f, &tfirst, "expected");
+    if (t->expect != NULL) {
+      bool efirst = true;
+      fputc('{', f);
+      json_key(f, &efirst, "line");
+      fprintf(f, "%u", t->expect->line);
+      json_key(f, &efirst, "reason");
+      json_string(f, t->expect->reason);
+      json_key(f, &efirst, "intermittent");
+      fputs(t->expect->intermittent ? "true" : "false", f);
+      fputc('}', f);
+    } else {
+      fputs("null", f);
+    }
     fputc('}', f);
   }
   fputs(item ? "\n    ]}" : "]}", f);
@@ -275,6 +320,8 @@ int lr_report_json(const struct lr_run *run, const char *path) {
   json_counts(f, &tests, false);
   fputs(",\n  \"clause_summary\": ", f);
   json_counts(f, &clauses, true);
+  fputs(",\n  \"expectations\": ", f);
+  json_expectations(run, f);
   fputs(",\n  \"clauses\": [", f);
   for (i = 0; i < run->nclauses; i++) {
     if (!run->clauses[i].reported)

@@ -1,7 +1,7 @@
 /* report_text.c - the human report on stdout: who was tested and how, a
  * line per clause area with counts, every failing clause with its statement
- * and the failing tests' messages, the information-only clauses, and the
- * closing line the CI reads. */
+ * and the failing tests' messages, the known deviations of the expectations
+ * file, the information-only clauses, and the closing line the CI reads. */
 #include "runner.h"
 
 #include <ctype.h>
@@ -124,11 +124,102 @@ static void put_failure(const struct lr_run *run, const struct lr_clause *c,
   }
 }
 
+/* The test's clauses, as "A, B". */
+static void put_test_clauses(const struct lr_test *t, FILE *f) {
+  size_t i;
+  for (i = 0; i < t->reg->nclauses; i++)
+    fprintf(f, "%s%s", i ? ", " : "", t->reg->clauses[i]);
+}
+
+/* The first line of `msg`, cleaned. */
+static void put_first_line(FILE *f, const char *msg) {
+  const char *nl = strchr(msg, '\n');
+  char buf[512];
+  size_t n = nl != NULL ? (size_t)(nl - msg) : strlen(msg);
+  if (n >= sizeof buf)
+    n = sizeof buf - 1;
+  memcpy(buf, msg, n);
+  buf[n] = '\0';
+  put_clean(f, buf, NULL);
+  if (nl != NULL && nl[1] != '\0')
+    fputs(" (...)", f);
+}
+
+/* The expectations file's entries and what became of each: XFAIL with its
+ * reason and the failure seen, an intermittent entry's PASS, XPASS, and
+ * the entries this run did not use. */
+static void put_expectations(const struct lr_run *run, FILE *f) {
+  size_t i, unused = 0;
+
+  if (run->expect.path == NULL)
+    return;
+  fputs("\nknown deviations (", f);
+  put_clean(f, run->expect.path, NULL);
+  fprintf(f,
+          ", %zu %s): they keep the run green, they do not make the "
+          "implementation conformant\n",
+          run->expect.n, run->expect.n == 1 ? "entry" : "entries");
+  for (i = 0; i < run->expect.n; i++) {
+    const struct lr_expect *e = &run->expect.entries[i];
+    const struct lr_test *t = &run->tests[e->index];
+    if (lr_expect_unused(run, e)) {
+      unused++;
+      continue;
+    }
+    fprintf(f, "  %-5s %s (", lr_result_name(t->result), e->test);
+    put_test_clauses(t, f);
+    fprintf(f, ")%s: ", e->intermittent ? ", intermittent" : "");
+    switch (t->result) {
+    case LR_XFAIL:
+      put_clean(f, e->reason, NULL);
+      if (t->message != NULL) {
+        fputs("\n        seen: ", f);
+        put_first_line(f, t->message);
+      }
+      break;
+    case LR_PASS:
+      fputs("passed this time (allowed: the entry is intermittent)", f);
+      break;
+    case LR_XPASS:
+      fprintf(f, "passed: remove this entry (line %u)", e->line);
+      break;
+    default:
+      fputs("not a failure the entry expects: ", f);
+      if (t->message != NULL)
+        put_first_line(f, t->message);
+      break;
+    }
+    fputc('\n', f);
+  }
+  if (unused == 0)
+    return;
+  if (run->opt.filter != NULL) {
+    fprintf(f, "  %zu %s not used (their tests are not in this run)\n", unused,
+            unused == 1 ? "entry" : "entries");
+    return;
+  }
+  for (i = 0; i < run->expect.n; i++) {
+    const struct lr_expect *e = &run->expect.entries[i];
+    const struct lr_test *t = &run->tests[e->index];
+    if (!lr_expect_unused(run, e))
+      continue;
+    fprintf(f, "  not used: %s (line %u): ", e->test, e->line);
+    if (!t->selected)
+      fputs("the test does not apply to this run", f);
+    else if (!t->has_result)
+      fputs("the test has no result", f);
+    else
+      fprintf(f, "the test ended %s", lr_result_name(t->result));
+    fputc('\n', f);
+  }
+}
+
 void lr_report_closing_line(const struct lr_run *run, FILE *f) {
   struct lr_counts c;
   lr_count_tests(run, &c);
-  /* XFAIL is neither a pass nor a failure; until expectations files land
-   * nothing produces it, and it then counts with the skipped tests. */
+  /* XFAIL is neither a pass nor a failure: a known deviation, counted with
+   * the skipped tests; XPASS (a stale entry) fails the run, and is counted
+   * as failed. */
   fprintf(f, "conformance: %zu passed, %zu failed, %zu skipped\n", c.n[LR_PASS],
           c.n[LR_FAIL] + c.n[LR_CRASH] + c.n[LR_TIMEOUT] + c.n[LR_XPASS],
           c.n[LR_UNSUPPORTED] + c.n[LR_UNRESOLVED] + c.n[LR_XFAIL]);
@@ -163,6 +254,8 @@ void lr_report_text(const struct lr_run *run, FILE *f) {
     if (c->reported && c->info)
       ninfo++;
   }
+
+  put_expectations(run, f);
 
   if (ninfo != 0) {
     fprintf(f,

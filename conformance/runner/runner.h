@@ -8,6 +8,8 @@
  *   execute.c       running the selected tests            (Criterion)
  *   report_text.c   the human report on stdout
  *   report_json.c   the JSON report
+ *   expect.c        the expectations file (--expect): its parser, and
+ *                   XFAIL / XPASS
  *   names.c         names of results and profiles (the ABI's names,
  *                   capabilities and kinds, are the harness's: names.h)
  *   main.c          the order of things and the exit status
@@ -40,7 +42,7 @@
 
 /* Results, ordered so that a larger value is worse: a clause's result is the
  * largest of its tests'.  LR_UNTESTED is for clauses only (no applicable
- * test); LR_XFAIL and LR_XPASS arrive with expectations files. */
+ * test); LR_XFAIL and LR_XPASS come from an expectations file (expect.c). */
 enum lr_result {
   LR_UNTESTED = 0,
   LR_PASS,
@@ -75,6 +77,7 @@ struct lr_options {
   double run_timeout;      /* --run-timeout; 0: derived from the tests */
   const char **json_paths; /* --report json:PATH, in order */
   size_t njson;
+  const char *expect_path; /* --expect FILE, or NULL */
 };
 
 /* Parses argv into *o.  Returns 0, or -1 after printing one line on stderr
@@ -98,6 +101,25 @@ enum lr_test_state {
   LR_DONE             /* POST_FINI or TEST_CRASH seen: final */
 };
 
+/* One entry of an expectations file: a known deviation of the
+ * implementation (expect.c). */
+struct lr_expect {
+  char *test;        /* "suite::name"; owned */
+  size_t index;      /* the test's index in lr_run.tests */
+  unsigned line;     /* the line of its [[expect]] header */
+  char *reason;      /* owned, never empty */
+  bool intermittent; /* shows in some runs only: PASS is allowed */
+  char **clauses;    /* the optional `clause` key, checked; owned */
+  size_t nclauses;
+};
+
+/* An expectations file, as read. */
+struct lr_expectations {
+  char *path; /* as given; owned */
+  struct lr_expect *entries;
+  size_t n;
+};
+
 /* One test of the registry, and what the run makes of it. */
 struct lr_test {
   const struct lh_test *reg;
@@ -111,7 +133,8 @@ struct lr_test {
   enum lr_test_state state;
   bool has_result;
   enum lr_result result;
-  char *message; /* why, for anything but PASS; owned */
+  char *message;                  /* why, for anything but PASS; owned */
+  const struct lr_expect *expect; /* its expectations entry, or NULL */
 };
 
 /* One clause of the registry, and its rolled-up result. */
@@ -144,10 +167,11 @@ struct lr_run {
   size_t ntests;
   size_t *by_name; /* test indexes sorted by suite, then name */
 
-  size_t nmatched;  /* clauses the filter keeps */
-  size_t nselected; /* tests selected */
-  size_t nto_run;   /* tests handed to Criterion */
-  bool stopped;     /* the outer time limit ended the run */
+  size_t nmatched;               /* clauses the filter keeps */
+  size_t nselected;              /* tests selected */
+  size_t nto_run;                /* tests handed to Criterion */
+  bool stopped;                  /* the outer time limit ended the run */
+  struct lr_expectations expect; /* --expect; path NULL without one */
 
   /* Guards the tests' results, written by Criterion's hooks on the main
    * thread and read by the watchdog thread if the time limit expires. */
@@ -187,6 +211,28 @@ void lr_set_result(struct lr_test *t, enum lr_result r, const char *fmt, ...)
 /* Frees everything lr_plan() and the run allocated. */
 void lr_plan_free(struct lr_run *run);
 
+/* expect.c ------------------------------------------------------------- */
+
+/* Reads run->opt.expect_path into run->expect and ties each entry to its
+ * test; call after lr_plan().  Returns 0, or -1 after printing one line on
+ * stderr, "FILE:LINE: what is wrong" (the caller exits with LR_EXIT_USAGE):
+ * a malformed file, an entry without a reason, naming a test the suite does
+ * not have or a clause that test does not check, a duplicate entry, or a
+ * file written for another --follow or --profile. */
+int lr_expect_load(struct lr_run *run);
+
+/* Turns the listed tests' results into XFAIL (a FAIL) and XPASS (a PASS of
+ * an entry that is not intermittent).  Called by lr_conclude(); applying it
+ * twice changes nothing. */
+void lr_expect_apply(struct lr_run *run);
+
+/* True when the entry said nothing about this run: its test did not run
+ * (not applicable, filtered out, no capability) or ended UNSUPPORTED or
+ * UNRESOLVED. */
+bool lr_expect_unused(const struct lr_run *run, const struct lr_expect *e);
+
+void lr_expect_free(struct lr_expectations *x);
+
 /* execute.c ------------------------------------------------------------ */
 
 /* Called by the watchdog when the outer time limit expires, with run->lock
@@ -211,6 +257,10 @@ void lr_report_closing_line(const struct lr_run *run, FILE *f);
 /* Writes the JSON report to `path`.  Returns 0, or -1 after printing one
  * line on stderr. */
 int lr_report_json(const struct lr_run *run, const char *path);
+
+/* Length of the valid UTF-8 sequence at `s` (1 to 4), or 0 if the bytes
+ * there are not one (report_json.c). */
+size_t lr_utf8_sequence(const unsigned char *s);
 
 /* Writes `s` with runs of white space folded into single spaces, so that a
  * multi-line statement stays on one line. */

@@ -7,7 +7,7 @@ Checks (all optional):
   --exit N[,M]         the exit status is one of these
   --one-line-error     stdout is empty and stderr is exactly one line
   --stderr-match RE    stderr matches RE (re.search)
-  --stdout-match RE    stdout matches RE (re.search, multi-line)
+  --stdout-match RE    stdout matches RE (re.search, multi-line; repeatable)
   --closing-line       the last line of stdout is the closing line and its
                        counts agree with the JSON report if there is one
   --list               every stdout line is "ID LEVEL SOURCE STATEMENT"
@@ -15,6 +15,8 @@ Checks (all optional):
   --results R[,R...]   every test in the JSON report has one of these results
   --result TEST=R      that test (suite::name) has result R (repeatable)
   --stopped            the JSON report says the run was stopped
+  --expectations N     the JSON report read an expectations file of N entries,
+                       and every test it lists carries its entry
   --timeout S          fail if the command runs longer (default 600)
 
 Prints what it checked and exits 0, or prints each failed check and exits 1.
@@ -49,7 +51,8 @@ def check_json(path, args, closing):
     except (OSError, ValueError) as e:
         check(False, f"{path}: not a readable JSON file: {e}")
         return
-    top = ["implementation", "profile", "follow", "summary", "clauses"]
+    top = ["implementation", "profile", "follow", "summary", "expectations",
+           "clauses"]
     for key in top:
         check(key in doc, f"JSON: no top-level key {key!r}")
     if problems:
@@ -78,6 +81,7 @@ def check_json(path, args, closing):
 
     counted = {}   # test name -> result, over counted clauses
     every = {}     # test name -> result, over all clauses
+    listed = set()  # tests that carry an expectation
     for c in doc["clauses"]:
         for key in ["id", "level", "source", "statement", "result", "tests"]:
             check(key in c, f"JSON: a clause has no {key!r}")
@@ -88,10 +92,19 @@ def check_json(path, args, closing):
         check(c["source"] in ("doc", "cpython"), f"JSON: {c['id']}: bad source")
         check(c["result"] in RESULTS | {"INFO"}, f"JSON: {c['id']}: bad result {c['result']!r}")
         for t in c["tests"]:
-            for key in ["name", "result", "message"]:
+            for key in ["name", "result", "message", "expected"]:
                 check(key in t, f"JSON: {c['id']}: a test has no {key!r}")
             if problems:
                 return
+            exp = t["expected"]
+            if exp is not None:
+                check(isinstance(exp, dict) and isinstance(exp.get("line"), int)
+                      and isinstance(exp.get("reason"), str) and exp["reason"].strip()
+                      and isinstance(exp.get("intermittent"), bool),
+                      f"JSON: {t['name']}: expected is not {{line, reason, intermittent}}")
+                listed.add(t["name"])
+            check(t["result"] not in ("XFAIL", "XPASS") or exp is not None,
+                  f"JSON: {t['name']} is {t['result']} but carries no expectation")
             check(t["result"] in RESULTS - {"UNTESTED"},
                   f"JSON: {t['name']}: bad result {t['result']!r}")
             check(t["message"] is None or isinstance(t["message"], str),
@@ -123,6 +136,20 @@ def check_json(path, args, closing):
               f"JSON: {name} is {every.get(name)!r}, expected {want!r}")
     if args.stopped:
         check(doc.get("stopped") is True, "JSON: the run was not stopped")
+    expectations = doc["expectations"]
+    if args.expectations is None:
+        check(expectations is None and not listed,
+              "JSON: expectations reported for a run without --expect")
+    elif check(isinstance(expectations, dict), "JSON: expectations is not an object"):
+        check(expectations.get("entries") == args.expectations,
+              f"JSON: expectations.entries is {expectations.get('entries')!r}, "
+              f"expected {args.expectations}")
+        unused = expectations.get("unused")
+        if check(isinstance(unused, list), "JSON: expectations.unused is not a list"):
+            seen = listed | set(unused)
+            check(len(seen) == args.expectations,
+                  f"JSON: {len(seen)} entries are either on a test or unused, "
+                  f"of {args.expectations}")
 
 
 def main():
@@ -130,13 +157,14 @@ def main():
     ap.add_argument("--exit")
     ap.add_argument("--one-line-error", action="store_true")
     ap.add_argument("--stderr-match")
-    ap.add_argument("--stdout-match")
+    ap.add_argument("--stdout-match", action="append", default=[])
     ap.add_argument("--closing-line", action="store_true")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--json")
     ap.add_argument("--results")
     ap.add_argument("--result", action="append", default=[])
     ap.add_argument("--stopped", action="store_true")
+    ap.add_argument("--expectations", type=int)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("command", nargs=argparse.REMAINDER)
     args = ap.parse_args()
@@ -168,9 +196,9 @@ def main():
     if args.stderr_match:
         check(re.search(args.stderr_match, err) is not None,
               f"stderr does not match {args.stderr_match!r}")
-    if args.stdout_match:
-        check(re.search(args.stdout_match, out, re.M) is not None,
-              f"stdout does not match {args.stdout_match!r}")
+    for pattern in args.stdout_match:
+        check(re.search(pattern, out, re.M) is not None,
+              f"stdout does not match {pattern!r}")
     closing = None
     if args.closing_line:
         lines = out.splitlines()
