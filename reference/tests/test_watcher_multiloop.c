@@ -411,8 +411,12 @@ ONE_TEST(watcher_multiloop, a_closed_loop_gets_a_warning_and_no_callback) {
             "not the test's thread");
   cr_assert(eq(int, wt_warned.blocked_chld, 1), "SIGCHLD blocked there");
   cr_assert(eq(int, wt_warned.blocked_int, 1), "SIGINT blocked there");
+#ifndef __SANITIZE_THREAD__
+  /* ThreadSanitizer's pthread_create raises a small stack to a minimum of
+   * its own (900 KiB seen), so the size is checked in the other builds. */
   cr_assert(le(sz, wt_warned.stack_size, (size_t)256 * 1024),
             "a small stack (%zu)", wt_warned.stack_size);
+#endif
   cr_assert(eq(int, wt_warned.headroom, 1), "16 KiB usable by a hook");
   cr_assert(eq(str, wt_warned.name, "asyncio-sigchld"), "its name");
   pthread_mutex_unlock(&wt_warned.lock);
