@@ -90,6 +90,27 @@ void lspec__warn_suppress(int category, int on) {
     suppressed[category]--;
 }
 
+static _Thread_local struct lspec__warn_buf *deferring;
+
+void lspec__warn_defer_begin(struct lspec__warn_buf *buf) {
+  buf->n = 0;
+  buf->dropped = 0;
+  deferring = buf;
+}
+
+void lspec__warn_defer_end(struct lspec__warn_buf *buf) {
+  int i, n = buf->n, dropped = buf->dropped;
+
+  deferring = NULL;
+  for (i = 0; i < n; i++)
+    lspec__warn(buf->category[i], "%s", buf->text[i]);
+  if (dropped > 0)
+    lspec__warn(LSPEC_WARN_LOG_WARNING,
+                "%d more warning(s) from the same pass were not kept",
+                dropped);
+  buf->n = buf->dropped = 0;
+}
+
 void lspec__warn(int category, const char *fmt, ...) {
   char text[512];
   lspec_warning_hook fn;
@@ -99,6 +120,18 @@ void lspec__warn(int category, const char *fmt, ...) {
   if (category >= 0 && category < (int)sizeof suppressed &&
       suppressed[category] > 0)
     return;
+  if (deferring != NULL) {
+    struct lspec__warn_buf *b = deferring;
+    if (b->n < LSPEC__WARN_DEFER_MAX) {
+      va_start(ap, fmt);
+      vsnprintf(b->text[b->n], sizeof b->text[0], fmt, ap);
+      va_end(ap);
+      b->category[b->n++] = category;
+    } else {
+      b->dropped++;
+    }
+    return;
+  }
   pthread_mutex_lock(&hook_lock);
   fn = hook_fn;
   user = hook_user;

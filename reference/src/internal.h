@@ -77,6 +77,22 @@ LSPEC__HIDDEN void lspec__warn(int category, const char *fmt, ...)
  * call).  Calls nest. */
 LSPEC__HIDDEN void lspec__warn_suppress(int category, int on);
 
+/* Warnings held back by one thread until it is done with an object that a
+ * hook might free: between lspec__warn_defer_begin(buf) and
+ * lspec__warn_defer_end(buf), the calling thread's warnings are stored in
+ * `buf` (the first LSPEC__WARN_DEFER_MAX; later ones are counted and
+ * reported as one summary), and defer_end delivers them in order.  The
+ * buffer belongs to the caller (no allocation). */
+#define LSPEC__WARN_DEFER_MAX 4
+struct lspec__warn_buf {
+  int n;                                   /* stored */
+  int dropped;                             /* not stored: counted */
+  int category[LSPEC__WARN_DEFER_MAX];     /* their categories */
+  char text[LSPEC__WARN_DEFER_MAX][256];   /* their texts */
+};
+LSPEC__HIDDEN void lspec__warn_defer_begin(struct lspec__warn_buf *buf);
+LSPEC__HIDDEN void lspec__warn_defer_end(struct lspec__warn_buf *buf);
+
 /* --- profile and threads (impl.c) -------------------------------------- */
 
 /* The profile in force; the first call freezes it (set_profile then fails). */

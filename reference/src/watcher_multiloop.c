@@ -98,6 +98,7 @@ struct reaper {
   pthread_t thread;   /* the thread */
   atomic_int stop;    /* asks the thread to end */
   atomic_int orphan;  /* closed from the thread itself: it cleans up */
+  struct lspec__warn_buf warnings; /* a pass's warnings, delivered after it */
 };
 
 /* The kind's state.  Installation fields are under ml_lock. */
@@ -149,10 +150,14 @@ static int handler_is_ours(const struct sigaction *sa) {
   return !(sa->sa_flags & SA_SIGINFO) && sa->sa_handler == on_sigchld;
 }
 
-/* Each pass holds a reference to the watcher, taken only while it is
- * alive, so a release elsewhere cannot free it under the pass; if the
- * pass's release is the last, the watcher is closed from this thread,
- * which then finds itself an orphan and cleans up on its own. */
+/* A pass holds no reference to the watcher: the watcher's close stops
+ * this thread and, from any other thread, joins it before anything is
+ * freed, so the last release stays where the user makes it and restores
+ * SIGCHLD before it returns (a reference held by the pass once made the
+ * pass's release the last, and the restore late).  The pass's warnings are
+ * delivered only after it, when it no longer touches the watcher: a hook
+ * that closes or releases the watcher from here then stops this thread,
+ * which finds itself an orphan and cleans up on its own. */
 static void *reaper_main(void *arg) {
   struct reaper *r = arg;
   struct pollfd p;
@@ -168,10 +173,9 @@ static void *reaper_main(void *arg) {
       ;
     if (atomic_load(&r->stop))
       break;
-    if (lspec__sigchld_try_retain(r->w)) {
-      lspec__sigchld_poll_registered(r->w);
-      lspec__watcher_release(r->w);
-    }
+    lspec__warn_defer_begin(&r->warnings);
+    lspec__sigchld_poll_registered(r->w);
+    lspec__warn_defer_end(&r->warnings); /* r->w is not used after this */
   }
   if (atomic_load(&r->orphan)) {
     close(r->efd);
