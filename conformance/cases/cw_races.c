@@ -94,6 +94,7 @@ LH_TEST(cw, cw_burst_pidfd) { burst(LSPEC_WATCHER_PIDFD, 1); }
 struct worker {
   lspec_watcher *w;
   int index;
+  int exact;           /* 0: the outcomes CW-ML-010 allows */
   lh_recorder rec;
   atomic_int *done;
 };
@@ -102,7 +103,7 @@ static void worker_main(void *p) {
   struct worker *wk = p;
   lspec_loop *l = lh_loop_new(LSPEC_BACKEND_DEFAULT);
   struct lh_goal goal = {NULL, PER_WORKER, &wk->rec};
-  int pids[PER_WORKER];
+  int pids[PER_WORKER], rc;
 
   if (l == NULL)
     goto out;
@@ -117,24 +118,40 @@ static void worker_main(void *p) {
   for (int i = 0; i < PER_WORKER; i++)
     if (!lh_child_release(pids[i], "worker: release a child"))
       goto out;
-  if (!lh_expect(lh_impl->loop_run_until(l, lh_goal_pred, &goal, 10.0),
-                 LSPEC_OK, NULL,
+  rc = lh_impl->loop_run_until(l, lh_goal_pred, &goal,
+                               wk->exact ? 10.0 : 5.0);
+  if ((wk->exact || rc != LSPEC_E_TIMEOUT) && /* lost exits: a timeout */
+      !lh_expect(rc, LSPEC_OK, NULL,
                  "worker: run until its children's exits were reported"))
     goto out;
   if (!lh_expect(lh_impl->loop_run_until(l, NULL, NULL, 0.1), LSPEC_OK, NULL,
                  "worker: run on for late doubles"))
     goto out;
   for (int i = 0; i < PER_WORKER; i++) {
-    if (!lh_check(lh_recorder_calls_for(&wk->rec, pids[i]) == 1, "worker",
+    long n = lh_recorder_calls_for(&wk->rec, pids[i]);
+    long got = lh_recorder_returncode(&wk->rec, pids[i]);
+    int want = 10 * (wk->index + 1) + i;
+    if (!wk->exact) {
+      if (!lh_check(n <= 1 && (n == 0 || got == want || got == 255),
+                    "worker",
+                    "child %d (exit status %d) was reported %ld time(s), "
+                    "last with returncode %ld",
+                    pids[i], want, n, got))
+        goto out;
+      continue;
+    }
+    if (!lh_check(n == 1, "worker",
                   "child %d was reported %ld time(s) to its own loop",
-                  pids[i], lh_recorder_calls_for(&wk->rec, pids[i])))
+                  pids[i], n))
       goto out;
-    if (!lh_check_exited(&wk->rec, pids[i], 10 * (wk->index + 1) + i,
+    if (!lh_check_exited(&wk->rec, pids[i], want,
                          "worker: a child's exit status"))
       goto out;
   }
-  lh_check_called_in_loop(&wk->rec, l,
-                          "worker: every callback ran in the worker's loop");
+  if (lh_recorder_calls(&wk->rec) > 0)
+    lh_check_called_in_loop(&wk->rec, l,
+                            "worker: every callback ran in the worker's "
+                            "loop");
 out:
   atomic_fetch_add(wk->done, 1);
 }
@@ -159,7 +176,7 @@ static void tick(void *p) {
     lh_impl->loop_call_later(t->loop, 0.01, tick, t, NULL);
 }
 
-static void threads(int kind) {
+static void threads(int kind, int exact) {
   static struct worker wk[WORKERS];
   static atomic_int done;
   static struct ticker ticker;
@@ -176,6 +193,7 @@ static void threads(int kind) {
   for (int i = 0; i < WORKERS; i++) {
     wk[i].w = w;
     wk[i].index = i;
+    wk[i].exact = exact;
     wk[i].done = &done;
     t[i] = lh_thread_start(worker_main, &wk[i], "starting a worker thread");
   }
@@ -191,13 +209,18 @@ static void threads(int kind) {
 }
 
 /*--- test: cw_threads_threaded clauses: [CW-RACE-002] kinds: [THREADED] timeout: 30 ---*/
-LH_TEST(cw, cw_threads_threaded) { threads(LSPEC_WATCHER_THREADED); }
+LH_TEST(cw, cw_threads_threaded) { threads(LSPEC_WATCHER_THREADED, 1); }
 
-/*--- test: cw_threads_multiloop clauses: [CW-RACE-002] kinds: [MULTILOOP] timeout: 30 ---*/
-LH_TEST(cw, cw_threads_multiloop) { threads(LSPEC_WATCHER_MULTILOOP); }
+/*--- test: cw_threads_multiloop clauses: [CW-ML-009] kinds: [MULTILOOP] timeout: 30 ---*/
+LH_TEST(cw, cw_threads_multiloop) { threads(LSPEC_WATCHER_MULTILOOP, 1); }
+
+/*--- test: cw_threads_multiloop_cpython clauses: [CW-ML-010] kinds: [MULTILOOP] timeout: 30 ---*/
+LH_TEST(cw, cw_threads_multiloop_cpython) {
+  threads(LSPEC_WATCHER_MULTILOOP, 0);
+}
 
 /*--- test: cw_threads_pidfd clauses: [CW-PIDFD-007] kinds: [PIDFD] versions: 3.12 timeout: 30 ---*/
-LH_TEST(cw, cw_threads_pidfd) { threads(LSPEC_WATCHER_PIDFD); }
+LH_TEST(cw, cw_threads_pidfd) { threads(LSPEC_WATCHER_PIDFD, 1); }
 
 /* --- CW-RACE-003: ended before it was registered ------------------------------ */
 

@@ -128,6 +128,19 @@ static void start_python(void) {
   /* The test process keeps its own signal dispositions: Python neither
    * takes SIGINT nor ignores SIGPIPE.  signal.signal() works all the same. */
   config.install_signal_handlers = 0;
+  /* The standard library of the libpython we link, not that of the first
+   * python3 on PATH; PYTHONHOME still wins when the user sets it. */
+#ifdef LSPEC_PY_PREFIX
+  if (getenv("PYTHONHOME") == NULL) {
+    status = PyConfig_SetBytesString(&config, &config.home, LSPEC_PY_PREFIX);
+    if (PyStatus_Exception(status)) {
+      PyConfig_Clear(&config);
+      snprintf(start_why, sizeof start_why, "PyConfig home: %s",
+               status.err_msg ? status.err_msg : "failed");
+      return;
+    }
+  }
+#endif
   status = Py_InitializeFromConfig(&config);
   PyConfig_Clear(&config);
   if (PyStatus_Exception(status)) {
