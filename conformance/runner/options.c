@@ -46,7 +46,12 @@ void lr_print_usage(FILE *f) {
       "implementation that cannot be used, or a run in which no test ran.\n"
       "The last line of output reads \"conformance: N passed, N failed, N\n"
       "skipped\": XFAIL counts as skipped (known, not conformant), XPASS as\n"
-      "failed; UNSUPPORTED and UNRESOLVED are skipped too.\n",
+      "failed; UNSUPPORTED and UNRESOLVED are skipped too.\n"
+      "\n"
+      "Environment: LSPEC_CPYTHON_POLICY is read by the CPython adapter\n"
+      "(libloopspec_cpython.so): unset for asyncio's own policy, \"uvloop\"\n"
+      "for uvloop.EventLoopPolicy, or \"module:Class\" for any policy\n"
+      "class (conformance/adapters/cpython/README.md).\n",
       f);
 }
 
