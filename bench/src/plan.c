@@ -20,12 +20,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Reaps every child that is not `except`; returns how many. */
-static int reap_orphans(pid_t except) {
+/* Reaps every child that has ended (orphans handed to us, as a
+ * subreaper, by a worker that left them); returns how many. */
+static int reap_orphans(void) {
   int status, n = 0;
   pid_t p;
 
-  (void)except;
   while ((p = waitpid(-1, &status, WNOHANG)) > 0)
     n++;
   return n;
@@ -100,7 +100,7 @@ static int run_worker(const struct lb_options *o, int argc, char **argv,
     ;
   if (killed)
     kill(-pid, SIGKILL); /* anything of its group still there */
-  *orphans += reap_orphans(pid);
+  *orphans += reap_orphans();
   if (killed)
     snprintf(why, whylen, "timeout: the worker ran for more than %.0f s",
              o->timeout);
@@ -247,9 +247,12 @@ static void progress(const struct lb_run *run, int rep,
   else if (c->scenario == LB_MEMORY)
     fprintf(stderr, ": %.2f KiB RSS, %.1f KiB virtual per child\n",
             r->rss_kib, r->vsz_kib);
-  else
+  else if (c->stamp)
     fprintf(stderr, ": %.0f/s (%.2fx limit), lat p50 %.1f us\n", r->rate,
             r->rate / r->limit_rate, r->lat.p50);
+  else
+    fprintf(stderr, ": %.0f/s (%.2fx limit)\n", r->rate,
+            r->rate / r->limit_rate);
 }
 
 int lb_plan_main(const struct lb_options *o, int argc, char **argv) {
