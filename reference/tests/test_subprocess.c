@@ -168,11 +168,25 @@ static int sx_policy_watcher(void *user, lspec_policy *self,
   return LSPEC_OK;
 }
 
+/* Installs, as the process's policy, a custom default policy whose
+ * get_child_watcher hands out `w`; returns it (release it after
+ * set_event_loop_policy(NULL)). */
+static lspec_policy *sx_install_watcher_policy(lspec_watcher *w) {
+  struct lspec_policy_methods m;
+  lspec_policy *p = NULL;
+  memset(&m, 0, sizeof m);
+  m.size = sizeof m;
+  m.get_child_watcher = sx_policy_watcher;
+  cr_assert(eq(int, I->policy_new_custom(LSPEC_POLICY_BASE_DEFAULT, &m, w, &p),
+               LSPEC_OK), "policy_new_custom: %s", I->last_error());
+  cr_assert(eq(int, I->set_event_loop_policy(p), LSPEC_OK));
+  return p;
+}
+
 /* SUB-003: a Pidfd watcher under 3.10 that is not attached to a running
  * loop is inactive: RuntimeError before anything is spawned. */
 LOOP_TEST(subprocess, inactive_watcher) {
   static const char *const argv[] = {"/bin/sh", "-c", "exit 0", NULL};
-  struct lspec_policy_methods m;
   lspec_policy *p = NULL;
   lspec_watcher *w;
   lspec_loop *loop = lt_new_loop(backend), *other = lt_new_loop(backend);
@@ -184,13 +198,7 @@ LOOP_TEST(subprocess, inactive_watcher) {
   w = ph_new_pidfd();
   /* Attached, but to a loop that does not run. */
   cr_assert(eq(int, I->watcher_attach_loop(w, other), LSPEC_OK));
-  memset(&m, 0, sizeof m);
-  m.size = sizeof m;
-  m.get_child_watcher = sx_policy_watcher;
-  cr_assert(eq(int, I->policy_new_custom(LSPEC_POLICY_BASE_DEFAULT, &m, w, &p),
-               LSPEC_OK),
-            "policy_new_custom: %s", I->last_error());
-  cr_assert(eq(int, I->set_event_loop_policy(p), LSPEC_OK));
+  p = sx_install_watcher_policy(w);
 
   sx_exec_in_loop(&c);
   cr_assert(eq(int, c.rc, LSPEC_E_RUNTIME));
@@ -400,7 +408,6 @@ static void *sx_main_worker(void *arg) {
  * runs in another thread (the main thread's, in asyncio): the watcher
  * watches through that loop and the exit reaches the worker's loop. */
 LOOP_TEST(subprocess, worker_with_attached_main_loop_3_10) {
-  struct lspec_policy_methods methods;
   lspec_policy *p = NULL;
   lspec_watcher *w;
   lspec_loop *main_loop;
@@ -412,13 +419,7 @@ LOOP_TEST(subprocess, worker_with_attached_main_loop_3_10) {
   main_loop = lt_new_loop(backend);
   w = ph_new_pidfd();
   cr_assert(eq(int, I->watcher_attach_loop(w, main_loop), LSPEC_OK));
-  memset(&methods, 0, sizeof methods);
-  methods.size = sizeof methods;
-  methods.get_child_watcher = sx_policy_watcher;
-  cr_assert(eq(int, I->policy_new_custom(LSPEC_POLICY_BASE_DEFAULT, &methods,
-                                         w, &p),
-               LSPEC_OK));
-  cr_assert(eq(int, I->set_event_loop_policy(p), LSPEC_OK));
+  p = sx_install_watcher_policy(w);
 
   memset(&m, 0, sizeof m);
   m.t.backend = backend;
@@ -551,7 +552,6 @@ ONE_TEST(subprocess, loop_closed_while_child_runs) {
  * then gives back the pidfd.  The child is killed and reaped by the test. */
 ONE_TEST(subprocess, loop_closed_under_a_silent_watcher) {
   static const char *const argv[] = {"/bin/sh", "-c", "exec sleep 30", NULL};
-  struct lspec_policy_methods m;
   lspec_policy *p = NULL;
   lspec_watcher *w;
   lspec_loop *loop;
@@ -561,12 +561,7 @@ ONE_TEST(subprocess, loop_closed_under_a_silent_watcher) {
   PH_REQUIRE_PIDFD();
   ph_setup(LSPEC_PROFILE_3_12);
   w = ph_new_pidfd();
-  memset(&m, 0, sizeof m);
-  m.size = sizeof m;
-  m.get_child_watcher = sx_policy_watcher;
-  cr_assert(eq(int, I->policy_new_custom(LSPEC_POLICY_BASE_DEFAULT, &m, w, &p),
-               LSPEC_OK), "policy_new_custom: %s", I->last_error());
-  cr_assert(eq(int, I->set_event_loop_policy(p), LSPEC_OK));
+  p = sx_install_watcher_policy(w);
   c.loop = loop = lt_new_loop(backend);
   sx_exec_in_loop(&c);
   cr_assert(eq(int, c.rc, LSPEC_OK), "subprocess_exec: %s", c.msg);
