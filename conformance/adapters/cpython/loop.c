@@ -301,19 +301,25 @@ int ls_loop_add_reader(lspec_loop *loop, int fd, lspec_callback cb, void *arg) {
   return rc;
 }
 
-int ls_loop_remove_reader(lspec_loop *loop, int fd) {
-  PyObject *pyfd;
+/* loop.METHOD(n) for a method answering a bool (remove_reader,
+ * remove_signal_handler): 1, 0, or a status. */
+static int loop_bool_int(lspec_loop *loop, const char *method, int n) {
+  PyObject *arg;
   int rc;
   if (ls_start() != 0)
     return ls_fail(LSPEC_E_INTERNAL, "%s", ls_start_error());
   PyGILState_STATE st = ls_enter();
-  pyfd = PyLong_FromLong(fd);
+  arg = PyLong_FromLong(n);
   ls_leave(st);
-  rc = pyfd ? loop_bool(loop, "remove_reader", pyfd) : LSPEC_E_NOMEM;
+  rc = arg ? loop_bool(loop, method, arg) : LSPEC_E_NOMEM;
   st = ls_enter();
-  Py_XDECREF(pyfd);
+  Py_XDECREF(arg);
   ls_leave(st);
   return rc;
+}
+
+int ls_loop_remove_reader(lspec_loop *loop, int fd) {
+  return loop_bool_int(loop, "remove_reader", fd);
 }
 
 int ls_loop_add_signal_handler(lspec_loop *loop, int sig, lspec_callback cb,
@@ -338,18 +344,7 @@ int ls_loop_add_signal_handler(lspec_loop *loop, int sig, lspec_callback cb,
 }
 
 int ls_loop_remove_signal_handler(lspec_loop *loop, int sig) {
-  PyObject *pysig;
-  int rc;
-  if (ls_start() != 0)
-    return ls_fail(LSPEC_E_INTERNAL, "%s", ls_start_error());
-  PyGILState_STATE st = ls_enter();
-  pysig = PyLong_FromLong(sig);
-  ls_leave(st);
-  rc = pysig ? loop_bool(loop, "remove_signal_handler", pysig) : LSPEC_E_NOMEM;
-  st = ls_enter();
-  Py_XDECREF(pysig);
-  ls_leave(st);
-  return rc;
+  return loop_bool_int(loop, "remove_signal_handler", sig);
 }
 
 void ls_loop_retain(lspec_loop *loop) { ls_retain_kind(loop, LS_LOOP); }
