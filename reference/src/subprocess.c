@@ -19,7 +19,21 @@
  * calls per child; anchors/README.md).  The child writes a failed exec's
  * errno into the shared spawn record and exits; the parent then reaps it,
  * so a failed spawn leaves no zombie.  The child allocates nothing and
- * calls only async-signal-safe functions.  Where clone3 or
+ * calls only async-signal-safe functions.
+ *
+ * What the child keeps: descriptors 0, 1 and 2 only, as CPython's
+ * subprocess does by default (close_fds=True).  Where close_range exists
+ * (Linux 5.9+) the clone also shares the parent's descriptor table
+ * (CLONE_FILES) and the child's first act on it is close_range(3, ~0,
+ * CLOSE_RANGE_UNSHARE), which gives it a private table holding just the
+ * first three: a spawn costs the same whatever the number of descriptors
+ * the parent holds (a clone without CLONE_FILES copies the whole table, and
+ * exec then closes every close-on-exec entry of the copy: O(n) per child,
+ * which is what a Pidfd watcher with thousands of children pays).  Without
+ * close_range the child lists /proc/self/fd and closes what it finds.
+ * The child's stack is one mapping, kept between spawns.
+ *
+ * Where clone3 or
  * CLONE_CLEAR_SIGHAND is missing (Linux < 5.5, seccomp, valgrind), on
  * architectures other than x86-64, and under sanitizers (whose interceptors
  * must not run in a child sharing the parent's memory), a plain fork is
@@ -39,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -64,8 +79,78 @@ struct spawn_rec {
   char *const *paths;    /* candidate program paths, NULL-terminated */
   char *const *argv;     /* the arguments */
   char *const *envp;     /* the environment */
+  int close_range_ok;    /* the kernel has close_range (see below) */
+  unsigned fd_limit;     /* RLIMIT_NOFILE: the last resort's bound */
   volatile int err;      /* errno of the failed exec; 0 if it exec'd */
 };
+
+/* --- what the child keeps -------------------------------------------------- */
+
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+
+/* 0: not probed yet, 1: close_range works, -1: missing. */
+static atomic_int close_range_state;
+
+/* Whether close_range(2) works here (Linux 5.9+, not filtered).  Closing a
+ * descriptor number no process can hold is a no-op that answers it. */
+static int probe_close_range(void) {
+  int st = atomic_load_explicit(&close_range_state, memory_order_relaxed);
+
+  if (st == 0) {
+    st = lspec__sys.close_range(~0U, ~0U, 0) == 0 ? 1 : -1;
+    atomic_store_explicit(&close_range_state, st, memory_order_relaxed);
+  }
+  return st > 0;
+}
+
+void lspec__spawn_forget_probes(void) {
+  atomic_store(&close_range_state, 0);
+}
+
+/* In the child, on a descriptor table of its own: closes every descriptor
+ * from 3 up but `keep` (-1: none).  Async-signal-safe: raw system calls and
+ * a buffer on the stack. */
+static void close_from_3(const struct spawn_rec *s, int keep) {
+  char buf[2048] __attribute__((aligned(8)));
+  unsigned fd;
+  long n, off;
+  int dfd;
+
+  if (s->close_range_ok) {
+    if (keep > 3)
+      lspec__sys.close_range(3, (unsigned)keep - 1, 0);
+    lspec__sys.close_range(keep >= 3 ? (unsigned)keep + 1 : 3, ~0U, 0);
+    return;
+  }
+  dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) {
+    /* No /proc: every number the limit allows. */
+    for (fd = 3; fd < s->fd_limit; fd++)
+      if ((int)fd != keep)
+        close((int)fd);
+    return;
+  }
+  /* /proc/self/fd's offsets are descriptor numbers, so closing what was
+   * listed does not make the listing skip anything. */
+  while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
+    for (off = 0; off < n;) {
+      const char *name = buf + off + 19; /* d_ino 8, d_off 8, d_reclen 2,
+                                            d_type 1 */
+      unsigned short reclen;
+      memcpy(&reclen, buf + off + 16, sizeof reclen);
+      off += reclen;
+      if (name[0] < '0' || name[0] > '9')
+        continue;
+      for (fd = 0; *name >= '0' && *name <= '9'; name++)
+        fd = fd * 10 + (unsigned)(*name - '0');
+      if (fd >= 3 && (int)fd != keep && (int)fd != dfd)
+        close((int)fd);
+    }
+  }
+  close(dfd);
+}
 
 /* execvp's choice of the error to report: EACCES if any candidate was
  * refused with it, else the last "not found" kind of error; any other
@@ -195,6 +280,17 @@ static int child_main(void *arg) {
   sigaction(SIGXFSZ, &dfl, NULL);
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
+  if (s->close_range_ok) {
+    /* Still on the parent's table (CLONE_FILES): take a private one that
+     * holds 0, 1 and 2 only. */
+    int r = lspec__sys.close_range(3, ~0U, CLOSE_RANGE_UNSHARE);
+    if (r < 0) {
+      s->err = -r;
+      _exit(127);
+    }
+  } else {
+    close_from_3(s, -1);
+  }
   s->err = exec_candidates(s, clone3_try_one, NULL);
   _exit(127);
 }
@@ -228,6 +324,29 @@ static long clone3_run(struct clone3_args *ca, int (*fn)(void *), void *arg) {
   return ret;
 }
 
+/* One child stack kept between spawns (a spawn that finds it taken maps
+ * its own): an mmap and an munmap per child cost a few microseconds, and
+ * the munmap of a multi-threaded process a TLB shoot-down.  The child is
+ * done with its stack when clone3 returns (it exec'd or exited). */
+static _Atomic(void *) spare_stack;
+
+static void *stack_take(void) {
+  void *stack = atomic_exchange(&spare_stack, NULL);
+
+  if (stack != NULL)
+    return stack;
+  stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  return stack == MAP_FAILED ? NULL : stack;
+}
+
+static void stack_give_back(void *stack) {
+  void *none = NULL;
+
+  if (!atomic_compare_exchange_strong(&spare_stack, &none, stack))
+    munmap(stack, CHILD_STACK_SIZE);
+}
+
 /* Spawns through clone3.  Returns 0 with *pid set, -errno for a failed
  * exec (child reaped), or 1 when clone3 cannot be used here. */
 static int spawn_clone3(struct spawn_rec *s, pid_t *pid) {
@@ -239,12 +358,12 @@ static int spawn_clone3(struct spawn_rec *s, pid_t *pid) {
 
   if (atomic_load(&clone3_state) < 0)
     return 1;
-  stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED)
+  if ((stack = stack_take()) == NULL)
     return -errno;
   memset(&ca, 0, sizeof ca);
   ca.flags = CLONE_VM | CLONE_VFORK | CLONE_CLEAR_SIGHAND;
+  if (s->close_range_ok)
+    ca.flags |= CLONE_FILES;
   ca.exit_signal = SIGCHLD;
   ca.stack = (uint64_t)(uintptr_t)stack;
   ca.stack_size = CHILD_STACK_SIZE;
@@ -256,7 +375,7 @@ static int spawn_clone3(struct spawn_rec *s, pid_t *pid) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   r = clone3_run(&ca, child_main, s);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  munmap(stack, CHILD_STACK_SIZE);
+  stack_give_back(stack);
 
   if (r < 0) {
     /* Missing clone3 or CLONE_CLEAR_SIGHAND, or a filter refusing it. */
@@ -309,6 +428,7 @@ static _Noreturn void fork_child(struct spawn_rec *s, int errfd) {
   }
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
+  close_from_3(s, errfd);
   e = exec_candidates(s, fork_try_one, NULL);
   do
     n = write(errfd, &e, sizeof e);
@@ -360,17 +480,29 @@ static int spawn_fork(struct spawn_rec *s, pid_t *pid) {
 
 int lspec__spawn(const char *const *argv, pid_t *pid, int *method) {
   struct spawn_rec s;
-  char **paths;
+  struct rlimit lim;
+  char **paths = NULL, *direct[2];
   int saved = errno, rc = 1;
 
   *pid = -1;
   if (argv == NULL || argv[0] == NULL)
     return -EINVAL;
-  if ((paths = candidate_paths(argv[0])) == NULL)
-    return -ENOMEM;
-  s.paths = paths;
+  if (argv[0][0] != '\0' && strchr(argv[0], '/') != NULL) {
+    /* A path: the one candidate, without an allocation. */
+    direct[0] = (char *)argv[0];
+    direct[1] = NULL;
+    s.paths = direct;
+  } else {
+    if ((paths = candidate_paths(argv[0])) == NULL)
+      return -ENOMEM;
+    s.paths = paths;
+  }
   s.argv = (char *const *)argv;
   s.envp = environ;
+  s.close_range_ok = probe_close_range();
+  s.fd_limit = 1024;
+  if (!s.close_range_ok && getrlimit(RLIMIT_NOFILE, &lim) == 0)
+    s.fd_limit = lim.rlim_cur > 65536 ? 65536 : (unsigned)lim.rlim_cur;
   s.err = 0;
 #ifdef LSPEC__HAVE_CLONE3
   rc = spawn_clone3(&s, pid);

@@ -22,13 +22,22 @@ struct lspec__syscalls {
    * or -ESRCH (no such process), -ENOSYS (kernel before 5.3 or filtered),
    * -EINVAL, -EMFILE, ... */
   int (*pidfd_open)(pid_t pid, unsigned int flags);
+  /* close_range(2): 0, or -ENOSYS (kernel before 5.9 or filtered),
+   * -EINVAL, -ENOMEM (CLOSE_RANGE_UNSHARE).  The spawner's child calls it
+   * while it shares the parent's memory: an entry must be async-signal-safe
+   * and allocate nothing. */
+  int (*close_range)(unsigned int first, unsigned int last,
+                     unsigned int flags);
 };
 
-/* The table in use; watcher_pidfd.c holds it. */
+/* The table in use (syscalls.c). */
 LSPEC__HIDDEN extern struct lspec__syscalls lspec__sys;
 
 /* The real implementations, for a test to restore. */
 LSPEC__HIDDEN int lspec__sys_pidfd_open(pid_t pid, unsigned int flags);
+LSPEC__HIDDEN int lspec__sys_close_range(unsigned int first,
+                                         unsigned int last,
+                                         unsigned int flags);
 
 /* --- the spawner (subprocess.c) ------------------------------------------ */
 
@@ -42,13 +51,17 @@ enum lspec__spawn_method {
  * a shell.  argv[0] is searched in PATH when it has no '/', like execvp.
  * The child starts with an empty signal mask, every signal the parent
  * catches back at SIG_DFL, and SIGPIPE and SIGXFSZ at SIG_DFL (CPython's
- * restore_signals); it inherits only the descriptors that are not
- * close-on-exec.  On success writes the child's pid and returns 0; when the
- * program cannot be executed returns -errno (-ENOENT for a missing program)
+ * restore_signals); it inherits descriptors 0, 1 and 2 and no other (CPython's
+ * default close_fds=True).  On success writes the child's pid and returns
+ * 0; when the program cannot be executed returns -errno (-ENOENT for a missing program)
  * after reaping the short-lived child, so no zombie is left.  `method`, if
  * not NULL, receives the enum lspec__spawn_method used.  Thread-safe; does
  * not touch the caller's errno. */
 LSPEC__HIDDEN int lspec__spawn(const char *const *argv, pid_t *pid,
                                int *method);
+
+/* Makes the spawner probe the kernel again (whether close_range works) at
+ * its next spawn: for a test that swapped lspec__sys.close_range. */
+LSPEC__HIDDEN void lspec__spawn_forget_probes(void);
 
 #endif /* LSPEC_REFERENCE_SYSCALLS_H */

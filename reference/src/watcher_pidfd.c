@@ -60,20 +60,6 @@
 #define __NR_pidfd_open 434 /* the same number on every architecture */
 #endif
 
-/* --- the syscall table ---------------------------------------------------- */
-
-int lspec__sys_pidfd_open(pid_t pid, unsigned int flags) {
-  int saved = errno, rc;
-  long fd = syscall(__NR_pidfd_open, (long)pid, (long)flags);
-  rc = fd < 0 ? -errno : (int)fd;
-  errno = saved;
-  return rc;
-}
-
-struct lspec__syscalls lspec__sys = {
-    .pidfd_open = lspec__sys_pidfd_open,
-};
-
 /* --- state ------------------------------------------------------------------ */
 
 /* What a registered child needs beyond its table entry: the reader's

@@ -8,6 +8,9 @@
 #include "loop.h"
 #include "syscalls.h"
 
+#include <fcntl.h>
+#include <sys/eventfd.h>
+
 /* --- exec from inside a running loop ------------------------------------- */
 
 /* subprocess_exec(argv) run from a loop callback, as asyncio's
@@ -380,6 +383,93 @@ ONE_TEST(subprocess, spawn_errors) {
   cr_assert(eq(int, pid, -1));
   cr_assert(eq(int, lspec__spawn(notexec, &pid, NULL), -EACCES));
   cr_assert(eq(int, lspec__spawn(dir, &pid, NULL), -EACCES));
+}
+
+/* --- what the child inherits -------------------------------------------- */
+
+/* The descriptor a test leaves open, without close-on-exec, across a spawn:
+ * high enough not to collide with anything the test or Criterion holds. */
+#define SX_FD 57
+
+/* Spawns a shell that exits 0 when it holds descriptor 2 and not SX_FD,
+ * and checks that SX_FD is still open in the parent afterwards (the clone
+ * may share the parent's table until the child takes its own). */
+static void sx_check_inherits_0_1_2_only(void) {
+  static const char *const argv[] = {
+      "/bin/sh", "-c",
+      "test -e /proc/self/fd/2 && test ! -e /proc/self/fd/57", NULL};
+  char byte = 'x';
+  pid_t pid = -1;
+  int p[2], status;
+
+  cr_assert(fcntl(2, F_GETFD) >= 0, "the test runs without fd 2");
+  cr_assert(eq(int, pipe(p), 0)); /* no close-on-exec */
+  cr_assert(eq(int, dup2(p[1], SX_FD), SX_FD));
+  close(p[1]);
+  cr_assert(eq(int, lspec__spawn(argv, &pid, NULL), 0));
+  status = ph_reap(pid);
+  cr_assert(eq(int, WIFEXITED(status), 1));
+  cr_assert(eq(int, WEXITSTATUS(status), 0),
+            "the child inherited fd %d, or lost fd 2", SX_FD);
+  /* Still the parent's, and still the pipe. */
+  cr_assert(eq(long, (long)write(SX_FD, &byte, 1), 1L),
+            "fd %d no longer usable in the parent", SX_FD);
+  byte = 0;
+  cr_assert(eq(long, (long)read(p[0], &byte, 1), 1L));
+  cr_assert(eq(chr, byte, 'x'));
+  close(SX_FD);
+  close(p[0]);
+}
+
+/* Only 0, 1 and 2 reach the child (CPython's close_fds=True), and the
+ * parent's descriptors are untouched. */
+ONE_TEST(subprocess, spawn_keeps_0_1_2_only) {
+  (void)backend;
+  sx_check_inherits_0_1_2_only();
+}
+
+static int sx_no_close_range(unsigned first, unsigned last, unsigned flags) {
+  (void)first, (void)last, (void)flags;
+  return -ENOSYS;
+}
+
+/* The same on a kernel without close_range (before 5.9): the child lists
+ * /proc/self/fd and closes what it finds. */
+ONE_TEST(subprocess, spawn_keeps_0_1_2_only_without_close_range) {
+  (void)backend;
+  lspec__sys.close_range = sx_no_close_range;
+  lspec__spawn_forget_probes();
+  sx_check_inherits_0_1_2_only();
+  lspec__sys.close_range = lspec__sys_close_range;
+  lspec__spawn_forget_probes();
+}
+
+/* Many spawns with many descriptors open: each child still holds only
+ * three, and the parent keeps all (the kept child stack and the shared
+ * table are reused spawn after spawn). */
+ONE_TEST(subprocess, spawn_many_with_many_descriptors) {
+  static const char *const argv[] = {
+      /* 0, 1, 2 and the directory the glob reads: 4 at most */
+      "/bin/sh", "-c", "set -- /proc/self/fd/*; test $# -le 4", NULL};
+  int fds[200], i, status;
+  pid_t pid;
+  (void)backend;
+
+  for (i = 0; i < 200; i++) {
+    fds[i] = eventfd(0, i % 2 ? EFD_CLOEXEC : 0);
+    cr_assert(fds[i] >= 0, "eventfd %d: %s", i, strerror(errno));
+  }
+  for (i = 0; i < 20; i++) {
+    pid = -1;
+    cr_assert(eq(int, lspec__spawn(argv, &pid, NULL), 0));
+    status = ph_reap(pid);
+    status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    cr_assert(eq(int, status, 0), "spawn %d: the child held more than 0, 1 and 2", i);
+  }
+  for (i = 0; i < 200; i++) {
+    cr_assert(fcntl(fds[i], F_GETFD) >= 0, "fd %d lost", fds[i]);
+    close(fds[i]);
+  }
 }
 
 /* --- research SUB-008: Pidfd 3.9-3.11 attached to the main loop ------------- */
