@@ -77,6 +77,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -90,8 +91,10 @@
 #endif
 
 /* The waiting thread's stack: small, and never below what the system
- * needs. */
-#define WAITER_STACK_SIZE (64 * 1024)
+ * needs.  glibc maps a guard page on top of it, and keeps the thread's
+ * descriptor and static TLS inside it: 56 KiB asked is 60 KiB of address
+ * space per thread. */
+#define WAITER_STACK_SIZE (56 * 1024)
 
 /* Where a waiting thread is. */
 enum waiter_state {
@@ -103,6 +106,7 @@ enum waiter_state {
 /* One waiting thread. */
 struct waiter {
   pthread_t thread; /* the thread */
+  char name[16];    /* its name, which it gives itself */
   lspec_watcher *w; /* its watcher (no reference: close joins it first) */
   int pid;          /* the child */
   int pidfd;        /* a pidfd of the child, or -1: polling fallback */
@@ -112,7 +116,8 @@ struct waiter {
   int reaped;       /* close: 1 reaped (rc is valid), 0 ECHILD */
   int rc;           /* close: the returncode to deliver */
   struct lspec__child *child; /* close: the entry to deliver, or NULL */
-  struct waiter *next;        /* in the watcher's list, or close's */
+  struct waiter *next;        /* in the watcher's lists, or close's */
+  struct waiter **pprev;      /* what points at it in `waiters` */
 };
 
 /* The kind's state, under w->lock. */
@@ -121,7 +126,8 @@ struct threaded {
   unsigned gen;             /* generation: each close starts a new one */
   pthread_cond_t stop_cond; /* close broadcasts it (pidfd-less threads) */
   unsigned next_n;          /* N of the next thread's name */
-  struct waiter *waiters;   /* started and not joined yet */
+  struct waiter *waiters;   /* started, still serving their child */
+  struct waiter *done;      /* finished their child, not joined yet */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -259,6 +265,9 @@ static void *waiter_main(void *arg) {
   long interval_ms = 1;
   int pid = wt->pid, rc = 0, r;
 
+  /* Named from inside: prctl is one system call, where naming it from
+   * outside opens, writes and closes /proc/self/task/N/comm. */
+  prctl(PR_SET_NAME, wt->name, 0, 0, 0); /* cosmetic: failure is fine */
   pthread_mutex_lock(&w->lock);
   for (;;) {
     r = lspec__reap(pid, &rc);
@@ -271,6 +280,16 @@ static void *waiter_main(void *arg) {
       else
         c = NULL;
       wt->state = W_DONE;
+      if (wt->gen == st->gen) {
+        /* Still on the watcher's list (a close would have taken it and
+         * bumped the generation): move to the done list, so the next add
+         * finds it without walking every waiter. */
+        *wt->pprev = wt->next;
+        if (wt->next != NULL)
+          wt->next->pprev = wt->pprev;
+        wt->next = st->done;
+        st->done = wt;
+      }
       break;
     }
     if (wt->gen != st->gen) {
@@ -313,27 +332,34 @@ static void waiter_name(char name[16], unsigned n) {
 /* Starts the thread of `wt` with a small stack and every signal blocked.
  * 0 or an errno. */
 static int waiter_start(struct waiter *wt, unsigned n) {
+  static long min_stack; /* sysconf's answer, asked once */
   pthread_attr_t attr;
-  sigset_t all, old;
-  long min = sysconf(_SC_THREAD_STACK_MIN);
+  sigset_t all;
   size_t stack = WAITER_STACK_SIZE;
-  char name[16];
   int err;
+#if !(defined(__GLIBC__) && __GLIBC_PREREQ(2, 32))
+  sigset_t old;
+#endif
 
-  if (min > 0 && (size_t)min > stack)
-    stack = (size_t)min;
+  if (min_stack == 0)
+    min_stack = sysconf(_SC_THREAD_STACK_MIN);
+  if (min_stack > 0 && (size_t)min_stack > stack)
+    stack = (size_t)min_stack;
+  waiter_name(wt->name, n);
   if ((err = pthread_attr_init(&attr)) != 0)
     return err;
   pthread_attr_setstacksize(&attr, stack);
   sigfillset(&all);
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 32)
+  /* The thread starts with the mask: no mask change in this thread. */
+  if ((err = pthread_attr_setsigmask_np(&attr, &all)) == 0)
+    err = pthread_create(&wt->thread, &attr, waiter_main, wt);
+#else
   pthread_sigmask(SIG_SETMASK, &all, &old);
   err = pthread_create(&wt->thread, &attr, waiter_main, wt);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+#endif
   pthread_attr_destroy(&attr);
-  if (err == 0) {
-    waiter_name(name, n);
-    pthread_setname_np(wt->thread, name); /* cosmetic: failure is fine */
-  }
   return err;
 }
 
@@ -346,30 +372,40 @@ static void waiter_join(struct waiter *wt) {
     pthread_join(wt->thread, NULL);
 }
 
-/* Under w->lock: unlinks the threads that are done into a list the caller
- * joins and frees (reap_finished) after releasing the lock. */
+/* Under w->lock: takes the list of threads that are done, for the caller
+ * to join and free (reap_finished) after releasing the lock.  O(1). */
 static struct waiter *take_finished_locked(struct threaded *st) {
-  struct waiter **link = &st->waiters, *wt, *done = NULL;
+  struct waiter *done = st->done;
 
-  while ((wt = *link) != NULL) {
-    if (wt->state == W_DONE) {
-      *link = wt->next;
-      wt->next = done;
-      done = wt;
-    } else {
-      link = &wt->next;
-    }
-  }
+  st->done = NULL;
   return done;
 }
 
-static void reap_finished(struct waiter *done) {
-  struct waiter *next;
+/* Joins and frees the threads of `done` that have ended; one still on its
+ * way out (it has posted its exit and is unwinding) goes back on the done
+ * list rather than making the caller - usually the loop's thread - wait for
+ * it.  close joins whatever is left. */
+static void reap_finished(lspec_watcher *w, struct waiter *done) {
+  struct threaded *st = w->state;
+  struct waiter *next, *busy = NULL, *last = NULL;
 
   for (; done != NULL; done = next) {
     next = done->next;
-    waiter_join(done);
+    if (pthread_equal(done->thread, pthread_self()) ||
+        pthread_tryjoin_np(done->thread, NULL) != 0) {
+      done->next = busy;
+      busy = done;
+      if (last == NULL)
+        last = done;
+      continue;
+    }
     free(done);
+  }
+  if (busy != NULL) {
+    pthread_mutex_lock(&w->lock);
+    last->next = st->done;
+    st->done = busy;
+    pthread_mutex_unlock(&w->lock);
   }
 }
 
@@ -437,12 +473,15 @@ static int threaded_add(lspec_watcher *w, int pid, lspec_child_callback cb,
   }
   st->next_n++;
   wt->next = st->waiters;
+  if (wt->next != NULL)
+    wt->next->pprev = &wt->next;
+  wt->pprev = &st->waiters;
   st->waiters = wt;
 out:
   pthread_mutex_unlock(&w->lock);
   if (replaced != NULL)
     lspec__loop_release(replaced);
-  reap_finished(done);
+  reap_finished(w, done);
   orphans_sweep();
   return rc;
 }
@@ -481,7 +520,7 @@ static int threaded_is_active(lspec_watcher *w) {
 
 static int threaded_close(lspec_watcher *w) {
   struct threaded *st = w->state;
-  struct waiter *list, *wt, *todo = NULL, *next;
+  struct waiter *list, *done, *wt, *todo = NULL, *next;
   struct lspec__child *c;
   int stopfd, r, rc;
 
@@ -490,6 +529,7 @@ static int threaded_close(lspec_watcher *w) {
   pthread_mutex_lock(&w->lock);
   list = st->waiters;
   st->waiters = NULL;
+  done = take_finished_locked(st);
   stopfd = st->stopfd;
   st->stopfd = -1;
   st->gen++;
@@ -501,6 +541,11 @@ static int threaded_close(lspec_watcher *w) {
       ;
   for (wt = list; wt != NULL; wt = wt->next)
     waiter_join(wt);
+  for (; done != NULL; done = next) {
+    next = done->next;
+    waiter_join(done);
+    free(done);
+  }
   if (stopfd >= 0)
     close(stopfd);
 
