@@ -23,7 +23,8 @@
  *
  * Results (ARCHITECTURE.md, "Results"): a listed test that FAILs is XFAIL;
  * one that PASSes is XPASS, which fails the run, unless the entry is
- * intermittent (then the PASS stands).  CRASH, TIMEOUT, UNSUPPORTED and
+ * intermittent (then the PASS stands) and the run is not --strict (with
+ * --strict every listed test must fail, intermittent or not).  CRASH, TIMEOUT, UNSUPPORTED and
  * UNRESOLVED are left as they are: an entry expects a failure, not a crash.
  */
 #include "runner.h"
@@ -630,6 +631,11 @@ void lr_expect_apply(struct lr_run *run) {
       continue;
     if (t->result == LR_FAIL)
       t->result = LR_XFAIL; /* The failure's own message stays. */
+    else if (t->result == LR_PASS && e->intermittent && run->opt.strict)
+      lr_set_result(t, LR_XPASS,
+                    "passed, and --strict allows no pass of a listed test: "
+                    "%s:%u lists it as an intermittent deviation",
+                    run->expect.path, e->line);
     else if (t->result == LR_PASS && !e->intermittent)
       lr_set_result(t, LR_XPASS,
                     "passed, but %s:%u lists it as a known deviation: remove "

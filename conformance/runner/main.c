@@ -2,8 +2,9 @@
  * implementation of the ABI v1 and reports a result per clause.
  *
  *   loopspec-conform [--impl PATH.so] [--profile 3.N] [--follow doc|cpython]
- *                    [--filter GLOB] [-j N] [--report text|json:PATH]...
- *                    [--expect FILE]
+ *                    [--filter GLOB] [-j N]
+ *                    [--report text|json:PATH|junit:PATH|tap:PATH]...
+ *                    [--expect FILE] [--strict]
  *   loopspec-conform --list [--filter GLOB] [--profile 3.N]
  *
  * The order of things: read the options; load and check the implementation
@@ -101,30 +102,41 @@ static int export_choices(const struct lr_run *run) {
   return rc != 0 ? -1 : 0;
 }
 
-/* Makes sure every JSON report can be written before anything runs, so a
+/* Makes sure every report file can be written before anything runs, so a
  * mistyped directory does not cost a whole run. */
-static int check_json_paths(const struct lr_options *o) {
+static int check_report_paths(const struct lr_options *o) {
   size_t i;
-  for (i = 0; i < o->njson; i++) {
-    FILE *f = fopen(o->json_paths[i], "w");
-    if (f == NULL) {
-      fprintf(stderr, LR_PROGRAM ": cannot write the JSON report %s: %m\n",
-              o->json_paths[i]);
+  for (i = 0; i < o->nreports; i++) {
+    FILE *f = lr_report_open(o->reports[i].format, o->reports[i].path);
+    if (f == NULL)
       return -1;
-    }
     fclose(f);
   }
   return 0;
 }
 
-/* Writes every report; the text one last.  Returns 0, or -1 when a JSON
- * report could not be written. */
+/* Writes every report; the text one last.  Returns 0, or -1 when a report
+ * file could not be written. */
 static int write_reports(struct lr_run *run) {
   size_t i;
-  int rc = 0;
-  for (i = 0; i < run->opt.njson; i++)
-    if (lr_report_json(run, run->opt.json_paths[i]) != 0)
+  int rc = 0, one;
+  for (i = 0; i < run->opt.nreports; i++) {
+    const struct lr_report_file *r = &run->opt.reports[i];
+    switch (r->format) {
+    case LR_REPORT_JUNIT:
+      one = lr_report_junit(run, r->path);
+      break;
+    case LR_REPORT_TAP:
+      one = lr_report_tap(run, r->path);
+      break;
+    case LR_REPORT_JSON:
+    default:
+      one = lr_report_json(run, r->path);
+      break;
+    }
+    if (one != 0)
       rc = -1;
+  }
   lr_report_text(run, stdout);
   fflush(stdout);
   return rc;
@@ -157,7 +169,7 @@ static int conform(struct lr_run *run) {
     }
   }
   if (choose_profile(run) != 0 || export_choices(run) != 0 ||
-      check_json_paths(&run->opt) != 0 || lr_plan(run) != 0 ||
+      check_report_paths(&run->opt) != 0 || lr_plan(run) != 0 ||
       lr_expect_load(run) != 0)
     return LR_EXIT_USAGE;
 

@@ -1,4 +1,5 @@
-/* names.c - the names only loopspec-conform prints: results and profiles.
+/* names.c - the names only loopspec-conform prints: results, profiles and
+ * report formats.
  * One table each, so the text and JSON reports and the messages always
  * agree.  The ABI's names (capabilities, custom-watcher values, watcher
  * kinds, statuses) are the harness's, in conformance/harness/names.c. */
@@ -33,6 +34,18 @@ const char *lr_result_name(enum lr_result r) {
 
 const char *lr_result_key(enum lr_result r) {
   return (unsigned)r < LR_NRESULTS ? result_keys[r] : "?";
+}
+
+const char *lr_report_format_name(enum lr_report_format format) {
+  switch (format) {
+  case LR_REPORT_JSON:
+    return "JSON";
+  case LR_REPORT_JUNIT:
+    return "JUnit";
+  case LR_REPORT_TAP:
+    return "TAP";
+  }
+  return "?";
 }
 
 const char *lr_profile_text(int profile, char *buf, size_t len) {

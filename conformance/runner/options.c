@@ -28,8 +28,22 @@ void lr_print_usage(FILE *f) {
       "  --filter GLOB      only the tests of clauses whose id matches GLOB\n"
       "  --list             print every clause: id, level, source, statement\n"
       "  -j, --jobs N       tests run in parallel (default: one per CPU)\n"
-      "  --report text      the text report on stdout (always written)\n"
-      "  --report json:PATH also write a JSON report to PATH (repeatable)\n"
+      "  --report text      the text report on stdout (always written);\n"
+      "                     the reports below go to files, several in one\n"
+      "                     run if --report is repeated (each to its own\n"
+      "                     PATH), all with the same tests and results\n"
+      "  --report json:PATH also write the JSON report to PATH\n"
+      "  --report junit:PATH\n"
+      "                     also write a JUnit XML report to PATH: a\n"
+      "                     testsuite per clause area, a testcase per test\n"
+      "                     with a property per clause it cites; FAIL and\n"
+      "                     XPASS are failures, CRASH and TIMEOUT errors,\n"
+      "                     UNSUPPORTED, UNRESOLVED and XFAIL skipped (XFAIL\n"
+      "                     as \"expected failure: REASON\")\n"
+      "  --report tap:PATH  also write a TAP version 13 report to PATH: a\n"
+      "                     line per test, YAML diagnostics under each\n"
+      "                     \"not ok\", \"# SKIP\" for UNSUPPORTED and\n"
+      "                     UNRESOLVED, \"# TODO\" for XFAIL\n"
       "  --run-timeout S    stop the whole run after S seconds (default: the\n"
       "                     sum of the tests' own timeouts, plus margins)\n"
       "  --expect FILE      the implementation's known deviations (TOML: one\n"
@@ -39,11 +53,14 @@ void lr_print_usage(FILE *f) {
       "                     XFAIL, one that passes is XPASS (\"remove this\n"
       "                     entry\"), which fails the run unless the entry is\n"
       "                     intermittent.  A bad file is exit 2, FILE:LINE\n"
+      "  --strict           intermittent entries excuse no pass: every listed\n"
+      "                     test that passes is XPASS and fails the run\n"
       "  -h, --help         this text\n"
       "\n"
       "Exit status: 0 when nothing is FAIL, XPASS, CRASH or TIMEOUT; 1\n"
       "otherwise; 2 for a usage error, a bad expectations file, an\n"
-      "implementation that cannot be used, or a run in which no test ran.\n"
+      "implementation that cannot be used, a report file that cannot be\n"
+      "written, or a run in which no test ran.\n"
       "The last line of output reads \"conformance: N passed, N failed, N\n"
       "skipped\": XFAIL counts as skipped (known, not conformant), XPASS as\n"
       "failed; UNSUPPORTED and UNRESOLVED are skipped too.\n"
@@ -83,23 +100,51 @@ static size_t parse_count(const char *text, size_t max) {
   return (size_t)v;
 }
 
+/* The formats of --report FORMAT:PATH, by prefix. */
+static const struct {
+  const char *prefix; /* with its colon */
+  enum lr_report_format format;
+} report_formats[] = {
+    {"json:", LR_REPORT_JSON},
+    {"junit:", LR_REPORT_JUNIT},
+    {"tap:", LR_REPORT_TAP},
+};
+
 static int add_report(struct lr_options *o, const char *spec) {
-  const char **grown;
-  const char *path;
+  struct lr_report_file *grown;
+  const char *path = NULL;
+  enum lr_report_format format = LR_REPORT_JSON;
+  size_t i, plen;
 
   if (strcmp(spec, "text") == 0)
     return 0; /* The text report is always written. */
-  if (strncmp(spec, "json:", 5) != 0)
-    return usage_error("unknown report format '%s': use text or json:PATH",
+  for (i = 0; i < sizeof report_formats / sizeof report_formats[0]; i++) {
+    plen = strlen(report_formats[i].prefix);
+    /* "junit" alone is the format without its file name. */
+    if (strncmp(spec, report_formats[i].prefix, plen - 1) == 0 &&
+        (spec[plen - 1] == ':' || spec[plen - 1] == '\0')) {
+      format = report_formats[i].format;
+      path = spec[plen - 1] == ':' ? spec + plen : "";
+      break;
+    }
+  }
+  if (path == NULL)
+    return usage_error("unknown report format '%s': use text, json:PATH, "
+                       "junit:PATH or tap:PATH",
                        spec);
-  path = spec + 5;
   if (path[0] == '\0')
-    return usage_error("%s: json needs a file name, as json:PATH", spec);
-  grown = realloc(o->json_paths, (o->njson + 1) * sizeof *grown);
+    return usage_error("--report %s needs a file name, as %sPATH", spec,
+                       report_formats[i].prefix);
+  for (i = 0; i < o->nreports; i++)
+    if (strcmp(o->reports[i].path, path) == 0)
+      return usage_error("two reports would be written to %s", path);
+  grown = realloc(o->reports, (o->nreports + 1) * sizeof *grown);
   if (grown == NULL)
     return usage_error("out of memory while reading '%s'", spec);
-  o->json_paths = grown;
-  o->json_paths[o->njson++] = path;
+  o->reports = grown;
+  o->reports[o->nreports].format = format;
+  o->reports[o->nreports].path = path;
+  o->nreports++;
   return 0;
 }
 
@@ -111,7 +156,8 @@ enum {
   OPT_LIST,
   OPT_REPORT,
   OPT_RUN_TIMEOUT,
-  OPT_EXPECT
+  OPT_EXPECT,
+  OPT_STRICT
 };
 
 int lr_parse_options(int argc, char **argv, struct lr_options *o) {
@@ -125,6 +171,7 @@ int lr_parse_options(int argc, char **argv, struct lr_options *o) {
       {"report", required_argument, NULL, OPT_REPORT},
       {"run-timeout", required_argument, NULL, OPT_RUN_TIMEOUT},
       {"expect", required_argument, NULL, OPT_EXPECT},
+      {"strict", no_argument, NULL, OPT_STRICT},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -189,6 +236,9 @@ int lr_parse_options(int argc, char **argv, struct lr_options *o) {
         return usage_error("--expect needs a file name");
       o->expect_path = optarg;
       break;
+    case OPT_STRICT:
+      o->strict = true;
+      break;
     case 'h':
       o->help = true;
       break;
@@ -208,7 +258,7 @@ int lr_parse_options(int argc, char **argv, struct lr_options *o) {
 }
 
 void lr_options_free(struct lr_options *o) {
-  free(o->json_paths);
-  o->json_paths = NULL;
-  o->njson = 0;
+  free(o->reports);
+  o->reports = NULL;
+  o->nreports = 0;
 }

@@ -394,7 +394,7 @@ void lr_count_tests(const struct lr_run *run, struct lr_counts *c) {
   memset(c, 0, sizeof *c);
   for (i = 0; i < run->ntests; i++) {
     const struct lr_test *t = &run->tests[i];
-    if (t->counted && t->has_result)
+    if (lr_test_listed(t))
       c->n[t->result]++;
   }
 }
@@ -411,6 +411,21 @@ void lr_count_clauses(const struct lr_run *run, struct lr_counts *c) {
     else
       c->n[cl->result]++;
   }
+}
+
+bool lr_test_listed(const struct lr_test *t) {
+  return t->counted && t->has_result;
+}
+
+const char *lr_test_area(const struct lr_run *run, const struct lr_test *t) {
+  size_t i;
+  for (i = 0; i < t->reg->nclauses; i++) {
+    const struct lr_clause *c = &run->clauses[t->clauses[i]];
+    if (c->reported && !c->info)
+      return c->reg->area;
+  }
+  /* Not a listed test; its first clause's area is the best there is. */
+  return t->reg->nclauses > 0 ? run->clauses[t->clauses[0]].reg->area : "";
 }
 
 int lr_exit_status(const struct lr_run *run) {

@@ -5,7 +5,7 @@
  *                         "capabilities": [names], "custom_child_watchers",
  *                         "watcher_kinds": [names], "profiles": ["3.8", ...] },
  *     "profile": "3.12", "follow": "doc", "filter": null | "GLOB",
- *     "stopped": false,
+ *     "strict": false, "stopped": false,
  *     "summary": { "pass", "fail", "xfail", "xpass", "unsupported",
  *                  "unresolved", "crash", "timeout" },       (tests)
  *     "clause_summary": { the same keys, "untested", "info" }, (clauses)
@@ -20,8 +20,11 @@
  * follow) has "result": "INFO", "counted": false, and its own roll-up in
  * "observed"; for every other clause "observed" equals "result".  A test
  * listed in the expectations file (--expect) carries its entry in
- * "expected"; "unused" names the entries whose tests this run did not
+ * "expected"; "strict" says whether --strict was given; "unused" names the entries whose tests this run did not
  * decide (not run, UNSUPPORTED or UNRESOLVED).
+ *
+ * lr_report_open() and lr_report_close(), which every report file goes
+ * through, are here too, so that their messages read alike.
  *
  * Strings are escaped here, with no library: '"', '\\' and control
  * characters are escaped, and bytes that are not valid UTF-8 (an
@@ -291,6 +294,29 @@ static void json_clause(const struct lr_run *run, size_t index, FILE *f) {
   fputs(item ? "\n    ]}" : "]}", f);
 }
 
+FILE *lr_report_open(enum lr_report_format format, const char *path) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL)
+    fprintf(stderr, LR_PROGRAM ": cannot write the %s report %s: %s\n",
+            lr_report_format_name(format), path, strerror(errno));
+  return f;
+}
+
+int lr_report_close(FILE *f, enum lr_report_format format, const char *path) {
+  if (ferror(f)) {
+    fclose(f);
+    fprintf(stderr, LR_PROGRAM ": cannot write the %s report %s: write error\n",
+            lr_report_format_name(format), path);
+    return -1;
+  }
+  if (fclose(f) != 0) {
+    fprintf(stderr, LR_PROGRAM ": cannot write the %s report %s: %s\n",
+            lr_report_format_name(format), path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
 int lr_report_json(const struct lr_run *run, const char *path) {
   struct lr_counts tests, clauses;
   char profile[16];
@@ -298,12 +324,9 @@ int lr_report_json(const struct lr_run *run, const char *path) {
   size_t i;
   FILE *f;
 
-  f = fopen(path, "w");
-  if (f == NULL) {
-    fprintf(stderr, LR_PROGRAM ": cannot write the JSON report %s: %s\n", path,
-            strerror(errno));
+  f = lr_report_open(LR_REPORT_JSON, path);
+  if (f == NULL)
     return -1;
-  }
   lr_count_tests(run, &tests);
   lr_count_clauses(run, &clauses);
 
@@ -315,6 +338,7 @@ int lr_report_json(const struct lr_run *run, const char *path) {
   json_string(f, run->follow);
   fputs(",\n  \"filter\": ", f);
   json_string(f, run->opt.filter);
+  fprintf(f, ",\n  \"strict\": %s", run->opt.strict ? "true" : "false");
   fprintf(f, ",\n  \"stopped\": %s", run->stopped ? "true" : "false");
   fputs(",\n  \"summary\": ", f);
   json_counts(f, &tests, false);
@@ -332,18 +356,5 @@ int lr_report_json(const struct lr_run *run, const char *path) {
   }
   fputs(item ? "\n  ]\n}\n" : "]\n}\n", f);
 
-  if (ferror(f)) {
-    fclose(f);
-    fprintf(stderr,
-            LR_PROGRAM ": cannot write the JSON report %s: write "
-                       "error\n",
-            path);
-    return -1;
-  }
-  if (fclose(f) != 0) {
-    fprintf(stderr, LR_PROGRAM ": cannot write the JSON report %s: %s\n", path,
-            strerror(errno));
-    return -1;
-  }
-  return 0;
+  return lr_report_close(f, LR_REPORT_JSON, path);
 }

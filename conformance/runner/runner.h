@@ -8,6 +8,8 @@
  *   execute.c       running the selected tests            (Criterion)
  *   report_text.c   the human report on stdout
  *   report_json.c   the JSON report
+ *   report_junit.c  the JUnit XML report (--report junit:PATH)
+ *   report_tap.c    the TAP version 13 report (--report tap:PATH)
  *   expect.c        the expectations file (--expect): its parser, and
  *                   XFAIL / XPASS
  *   names.c         names of results and profiles (the ABI's names,
@@ -65,6 +67,18 @@ const char *lr_result_name(enum lr_result r);
 /* "pass", "fail", ... the keys of the JSON summary. */
 const char *lr_result_key(enum lr_result r);
 
+/* The report files a run can write besides the text report on stdout. */
+enum lr_report_format { LR_REPORT_JSON, LR_REPORT_JUNIT, LR_REPORT_TAP };
+
+/* One --report FORMAT:PATH. */
+struct lr_report_file {
+  enum lr_report_format format;
+  const char *path; /* points into argv */
+};
+
+/* "JSON", "JUnit", "TAP": how messages name a format. */
+const char *lr_report_format_name(enum lr_report_format format);
+
 /* A run's options, as given on the command line. */
 struct lr_options {
   const char *impl_path;   /* --impl; NULL: the linked-in reference */
@@ -75,14 +89,15 @@ struct lr_options {
   bool help;               /* --help */
   size_t jobs;             /* -j; 0: Criterion's default */
   double run_timeout;      /* --run-timeout; 0: derived from the tests */
-  const char **json_paths; /* --report json:PATH, in order */
-  size_t njson;
+  struct lr_report_file *reports; /* --report FORMAT:PATH, in order */
+  size_t nreports;
   const char *expect_path; /* --expect FILE, or NULL */
+  bool strict;             /* --strict: intermittent entries excuse no PASS */
 };
 
 /* Parses argv into *o.  Returns 0, or -1 after printing one line on stderr
  * (the caller exits with LR_EXIT_USAGE).  Strings in *o point into argv;
- * o->json_paths is allocated and released by lr_options_free(). */
+ * o->reports is allocated and released by lr_options_free(). */
 int lr_parse_options(int argc, char **argv, struct lr_options *o);
 void lr_options_free(struct lr_options *o);
 void lr_print_usage(FILE *f);
@@ -208,6 +223,14 @@ int lr_exit_status(const struct lr_run *run);
 void lr_set_result(struct lr_test *t, enum lr_result r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The tests the reports list one by one (JUnit, TAP): the counted tests
+ * that have a result, the same set lr_count_tests() counts. */
+bool lr_test_listed(const struct lr_test *t);
+
+/* The clause area a listed test is reported under: the area of the first
+ * clause it cites that is reported and counted. */
+const char *lr_test_area(const struct lr_run *run, const struct lr_test *t);
+
 /* Frees everything lr_plan() and the run allocated. */
 void lr_plan_free(struct lr_run *run);
 
@@ -222,8 +245,8 @@ void lr_plan_free(struct lr_run *run);
 int lr_expect_load(struct lr_run *run);
 
 /* Turns the listed tests' results into XFAIL (a FAIL) and XPASS (a PASS of
- * an entry that is not intermittent).  Called by lr_conclude(); applying it
- * twice changes nothing. */
+ * an entry that is not intermittent, or of any entry with --strict).  Called
+ * by lr_conclude(); applying it twice changes nothing. */
 void lr_expect_apply(struct lr_run *run);
 
 /* True when the entry said nothing about this run: its test did not run
@@ -257,6 +280,22 @@ void lr_report_closing_line(const struct lr_run *run, FILE *f);
 /* Writes the JSON report to `path`.  Returns 0, or -1 after printing one
  * line on stderr. */
 int lr_report_json(const struct lr_run *run, const char *path);
+
+/* Writes the JUnit XML report to `path` (report_junit.c).  Returns 0, or -1
+ * after printing one line on stderr. */
+int lr_report_junit(const struct lr_run *run, const char *path);
+
+/* Writes the TAP version 13 report to `path` (report_tap.c).  Returns 0, or
+ * -1 after printing one line on stderr. */
+int lr_report_tap(const struct lr_run *run, const char *path);
+
+/* Opens a report file for writing; NULL after printing "cannot write the
+ * FORMAT report PATH: why" on stderr. */
+FILE *lr_report_open(enum lr_report_format format, const char *path);
+
+/* Closes a report file opened by lr_report_open(); 0, or -1 after printing
+ * one line on stderr when anything could not be written. */
+int lr_report_close(FILE *f, enum lr_report_format format, const char *path);
 
 /* Length of the valid UTF-8 sequence at `s` (1 to 4), or 0 if the bytes
  * there are not one (report_json.c). */

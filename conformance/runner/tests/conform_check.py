@@ -11,7 +11,12 @@ Checks (all optional):
   --closing-line       the last line of stdout is the closing line and its
                        counts agree with the JSON report if there is one
   --list               every stdout line is "ID LEVEL SOURCE STATEMENT"
-  --json PATH          PATH holds a JSON report with every field in place
+  --json PATH          PATH holds a JSON report with every field in place,
+                       valid against conformance/schema/report.schema.json
+  --junit PATH         PATH holds the run's JUnit XML report, which agrees
+                       with the JSON report (needs --json; report_check.py)
+  --tap PATH           PATH holds the run's TAP report, which agrees with
+                       the JSON report (needs --json; report_check.py)
   --results R[,R...]   every test in the JSON report has one of these results
   --result TEST=R      that test (suite::name) has result R (repeatable)
   --stopped            the JSON report says the run was stopped
@@ -30,13 +35,16 @@ Checks (all optional):
 
 Prints what it checked and exits 0, or prints each failed check and exits 1
 (or 77, see --skip-if-stdout).
-Python 3 standard library only.
+Python 3 standard library, plus jsonschema and yaml for the schema and
+TAP checks of report_check.py (Debian: python3-jsonschema, python3-yaml).
 """
 import argparse
 import json
 import re
 import subprocess
 import sys
+
+import report_check
 
 CLOSING = re.compile(r"^conformance: (\d+) passed, (\d+) failed, (\d+) skipped$")
 RESULTS = {"PASS", "FAIL", "XFAIL", "XPASS", "UNSUPPORTED", "UNRESOLVED",
@@ -181,6 +189,8 @@ def main():
     ap.add_argument("--closing-line", action="store_true")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--junit")
+    ap.add_argument("--tap")
     ap.add_argument("--results")
     ap.add_argument("--result", action="append", default=[])
     ap.add_argument("--stopped", action="store_true")
@@ -242,8 +252,13 @@ def main():
                   f[1] in ("MUST", "SHOULD", "MAY") and f[2] in ("doc", "cpython"))
             if not check(ok, f"--list line is not 'ID LEVEL SOURCE STATEMENT': {line!r}"):
                 break
+    if (args.junit or args.tap) and not args.json:
+        ap.error("--junit and --tap need --json")
     if args.json:
         check_json(args.json, args, closing)
+        for what in report_check.check_reports(args.json, args.junit,
+                                               args.tap):
+            check(False, what)
 
     for what in problems:
         print("FAILED: " + what)
