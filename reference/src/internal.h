@@ -146,6 +146,17 @@ LSPEC__HIDDEN int lspec__loop_cancel(lspec_loop *loop, lspec_handle_id id);
 LSPEC__HIDDEN int lspec__loop_add_reader(lspec_loop *loop, int fd,
                                          lspec_callback cb, void *arg);
 LSPEC__HIDDEN int lspec__loop_remove_reader(lspec_loop *loop, int fd);
+/* A reader that runs at most once (the backend's interest is one-shot:
+ * EPOLLONESHOT), for a descriptor that stays readable once it is, such as
+ * a pidfd.  Same checks and errors as add_reader; fd must not have a
+ * reader already (EEXIST). */
+LSPEC__HIDDEN int lspec__loop_add_reader_once(lspec_loop *loop, int fd,
+                                              lspec_callback cb, void *arg);
+/* Removes the reader of fd, which the caller closes right after: a
+ * one-shot reader that has run is dropped without a system call.  Same
+ * answers as remove_reader. */
+LSPEC__HIDDEN int lspec__loop_remove_reader_closing(lspec_loop *loop,
+                                                    int fd);
 LSPEC__HIDDEN int lspec__loop_add_signal_handler(lspec_loop *loop, int sig,
                                                  lspec_callback cb,
                                                  void *arg);

@@ -686,8 +686,8 @@ static int reserve_readers(lspec_loop *loop, int fd) {
 /* add_reader(fd, cb, arg): checks in this order: closed, thread, callback,
  * fd.  A second add for the same fd replaces the callback without touching
  * the backend (CPython modifies only the selector key's data). */
-int lspec__loop_add_reader(lspec_loop *loop, int fd, lspec_callback cb,
-                           void *arg) {
+static int add_reader(lspec_loop *loop, int fd, lspec_callback cb, void *arg,
+                      int oneshot) {
   struct lspec__reader *r;
   int rc, err;
 
@@ -704,6 +704,9 @@ int lspec__loop_add_reader(lspec_loop *loop, int fd, lspec_callback cb,
                                      "wake-up descriptor", fd);
 
   if ((size_t)fd < loop->readers_cap && loop->readers[fd].reg != 0) {
+    if (oneshot || loop->readers[fd].oneshot)
+      return lspec__fail_errno(EEXIST, "add_reader(%d): a one-shot reader "
+                                       "is registered", fd);
     r = &loop->readers[fd];
     r->cb = cb;
     r->arg = arg;
@@ -714,7 +717,9 @@ int lspec__loop_add_reader(lspec_loop *loop, int fd, lspec_callback cb,
   if (reserve_readers(loop, fd) != 0 ||
       reserve_fired(loop, loop->nreaders + 2) != 0)
     return lspec__fail_nomem("adding a reader");
-  err = loop->backend->ops->add(loop->backend, fd, LSPEC__EV_READ);
+  err = loop->backend->ops->add(loop->backend, fd,
+                                LSPEC__EV_READ |
+                                    (oneshot ? LSPEC__EV_ONESHOT : 0u));
   if (err == -ENOMEM)
     return lspec__fail_nomem("adding a reader");
   if (err != 0)
@@ -723,13 +728,26 @@ int lspec__loop_add_reader(lspec_loop *loop, int fd, lspec_callback cb,
   r->cb = cb;
   r->arg = arg;
   r->reg = ++loop->next_reg;
+  r->oneshot = oneshot;
+  r->disarmed = 0;
   loop->nreaders++;
   return LSPEC_OK;
 }
 
+int lspec__loop_add_reader(lspec_loop *loop, int fd, lspec_callback cb,
+                           void *arg) {
+  return add_reader(loop, fd, cb, arg, 0);
+}
+
+int lspec__loop_add_reader_once(lspec_loop *loop, int fd, lspec_callback cb,
+                                void *arg) {
+  return add_reader(loop, fd, cb, arg, 1);
+}
+
 /* remove_reader(fd): 1 if a reader was removed, 0 if there was none.  Like
  * CPython, a closed loop answers 0 before looking at fd. */
-int lspec__loop_remove_reader(lspec_loop *loop, int fd) {
+static int remove_reader(lspec_loop *loop, int fd, int closing) {
+  struct lspec__reader *r;
   int rc;
 
   if ((rc = lspec__loop_check_handle(loop)))
@@ -742,12 +760,24 @@ int lspec__loop_remove_reader(lspec_loop *loop, int fd) {
     return lspec__fail(LSPEC_E_VALUE, "Invalid file descriptor: %d", fd);
   if ((size_t)fd >= loop->readers_cap || loop->readers[fd].reg == 0)
     return 0;
-  /* The caller may have closed fd already; the backend copes, and CPython
-   * ignores the error too. */
-  (void)loop->backend->ops->remove(loop->backend, fd);
-  memset(&loop->readers[fd], 0, sizeof loop->readers[fd]);
+  r = &loop->readers[fd];
+  if (closing && r->disarmed)
+    loop->backend->ops->forget(loop->backend, fd);
+  else
+    /* The caller may have closed fd already; the backend copes, and
+     * CPython ignores the error too. */
+    (void)loop->backend->ops->remove(loop->backend, fd);
+  memset(r, 0, sizeof *r);
   loop->nreaders--;
   return 1;
+}
+
+int lspec__loop_remove_reader(lspec_loop *loop, int fd) {
+  return remove_reader(loop, fd, 0);
+}
+
+int lspec__loop_remove_reader_closing(lspec_loop *loop, int fd) {
+  return remove_reader(loop, fd, 1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -872,7 +902,11 @@ static int run_once(lspec_loop *loop, double deadline, int nowait) {
       loop->fired[n_fired++].reg = 0;
     } else if ((ev[i].events & LSPEC__EV_READ) &&
                (size_t)ev[i].fd < loop->readers_cap &&
-               loop->readers[ev[i].fd].reg != 0) {
+               loop->readers[ev[i].fd].reg != 0 &&
+               !loop->readers[ev[i].fd].disarmed) {
+      /* A one-shot's interest is spent once reported (the poll backend
+       * keeps reporting it: the loop does not). */
+      loop->readers[ev[i].fd].disarmed = loop->readers[ev[i].fd].oneshot;
       loop->fired[n_fired].fd = ev[i].fd;
       loop->fired[n_fired++].reg = loop->readers[ev[i].fd].reg;
     }

@@ -34,8 +34,9 @@
 
 /* Interest and readiness bits the backends understand. */
 enum {
-  LSPEC__EV_READ = 1, /* readable, or an error/hang-up a read would report */
-  LSPEC__EV_WRITE = 2 /* writable (no writer entries yet; kept for modify) */
+  LSPEC__EV_READ = 1,   /* readable, or an error/hang-up a read would report */
+  LSPEC__EV_WRITE = 2,  /* writable (no writer entries yet; kept for modify) */
+  LSPEC__EV_ONESHOT = 4 /* interest only: report once, then stay disarmed */
 };
 
 /* One ready descriptor, as reported by a backend's wait. */
@@ -61,6 +62,11 @@ struct lspec__backend_ops {
   /* Stops watching `fd`; -ENOENT if it was not watched.  Works for a
    * descriptor the caller already closed. */
   int (*remove)(struct lspec__backend *b, int fd);
+  /* Forgets `fd`, added with LSPEC__EV_ONESHOT and reported since, whose
+   * descriptor the caller closes next: the kernel drops a disarmed
+   * interest with the last close, so no system call is needed.  Never
+   * fails. */
+  void (*forget)(struct lspec__backend *b, int fd);
   /* Blocks up to `timeout_ms` (-1: no limit, 0: just look) and points
    * `*events` at the ready descriptors, valid until the next call.  Returns
    * their count; 0 when interrupted by a signal. */
@@ -108,6 +114,8 @@ struct lspec__reader {
   lspec_callback cb; /* what to run while the fd is readable */
   void *arg;         /* its argument */
   uint64_t reg;      /* registration id: changes on every add */
+  int oneshot;       /* lspec__loop_add_reader_once: runs at most once */
+  int disarmed;      /* a one-shot that fired: its interest is spent */
 };
 
 /* A registered signal handler.  cb == NULL marks an empty slot. */

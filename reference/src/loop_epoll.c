@@ -24,7 +24,8 @@ struct epoll_backend {
 
 static uint32_t to_epoll(unsigned events) {
   return ((events & LSPEC__EV_READ) ? EPOLLIN : 0) |
-         ((events & LSPEC__EV_WRITE) ? EPOLLOUT : 0);
+         ((events & LSPEC__EV_WRITE) ? EPOLLOUT : 0) |
+         ((events & LSPEC__EV_ONESHOT) ? (uint32_t)EPOLLONESHOT : 0);
 }
 
 /* Makes room for `need` events.  0 or -ENOMEM; a half-done growth is
@@ -89,6 +90,17 @@ static int ep_remove(struct lspec__backend *b, int fd) {
   return epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, &ev) < 0 ? -errno : 0;
 }
 
+/* A one-shot interest that fired is disarmed; closing the descriptor drops
+ * it.  (If a forked child still holds the file, the disarmed interest
+ * lingers in this epoll set until that child closes it, silent: it never
+ * reports again, and a new file under the same number is a different
+ * interest.) */
+static void ep_forget(struct lspec__backend *b, int fd) {
+  struct epoll_backend *e = (struct epoll_backend *)b;
+  (void)fd;
+  e->nfds--;
+}
+
 static int ep_wait(struct lspec__backend *b, int timeout_ms,
                    struct lspec__event **events) {
   struct epoll_backend *e = (struct epoll_backend *)b;
@@ -123,6 +135,7 @@ static const struct lspec__backend_ops epoll_ops = {
     .add = ep_add,
     .modify = ep_modify,
     .remove = ep_remove,
+    .forget = ep_forget,
     .wait = ep_wait,
     .destroy = ep_destroy,
 };

@@ -115,6 +115,12 @@ static int pl_remove(struct lspec__backend *b, int fd) {
   return 0;
 }
 
+/* poll has no one-shot interest (the loop ignores a spent one): forgetting
+ * is removing, which costs no system call here. */
+static void pl_forget(struct lspec__backend *b, int fd) {
+  (void)pl_remove(b, fd);
+}
+
 static int pl_wait(struct lspec__backend *b, int timeout_ms,
                    struct lspec__event **events) {
   struct poll_backend *p = (struct poll_backend *)b;
@@ -154,6 +160,7 @@ static const struct lspec__backend_ops poll_ops = {
     .add = pl_add,
     .modify = pl_modify,
     .remove = pl_remove,
+    .forget = pl_forget,
     .wait = pl_wait,
     .destroy = pl_destroy,
 };

@@ -30,7 +30,11 @@
  * the reader first, reap the pid (ECHILD: 255 and the "exit status already
  * read" warning), close the pidfd, then call the callback directly.  Only
  * pids registered here are ever waited for: foreign children are never
- * reaped.
+ * reaped.  The reader is one-shot (EPOLLONESHOT): a pidfd stays readable
+ * once its child has exited, and the reader is spent once it has run, so
+ * the exit path removes it without a system call (the close drops the
+ * kernel's interest) - registering a pidfd and its exit cost one
+ * epoll_ctl, not two.
  *
  * Threading: w->lock guards the table, w->loop and every pidfd_child.  A
  * reader may only be touched by its loop's thread while that loop runs, so
@@ -168,7 +172,7 @@ static void unwatch_locked(lspec_watcher *w, struct pidfd_child *pc) {
     return;
   /* Here the loop is this thread's, idle, or closed (readers gone). */
   if (pc->has_reader)
-    lspec__loop_remove_reader(pc->loop, pc->fd);
+    lspec__loop_remove_reader_closing(pc->loop, pc->fd);
   pc->has_reader = 0;
   if (pc->fd >= 0)
     close(pc->fd);
@@ -248,7 +252,9 @@ static void on_ready(void *arg) {
   pc_maybe_put(w, pc);
   pthread_mutex_unlock(&w->lock);
 
-  lspec__loop_remove_reader(loop, fd); /* first, as CPython */
+  /* First, as CPython; the one-shot reader has fired, so this costs no
+   * system call. */
+  lspec__loop_remove_reader_closing(loop, fd);
   returncode = wait_exited(pid);
   close(fd);
   lspec__loop_release(loop); /* the caller running it holds another */
@@ -275,7 +281,7 @@ static int move_reader_locked(struct lspec__child *c, lspec_loop *loop) {
     return rc;
   if (loop != NULL) {
     if (lspec__loop_check_thread(loop) == LSPEC_OK) {
-      if ((rc = lspec__loop_add_reader(loop, pc->fd, on_ready, pc)))
+      if ((rc = lspec__loop_add_reader_once(loop, pc->fd, on_ready, pc)))
         return rc;
       has_reader = 1;
     } else if (!pc->adding) {
@@ -313,7 +319,7 @@ static void deferred_add(void *arg) {
     if (lspec__loop_check_thread(loop) != LSPEC_OK) {
       if ((rc = queue_locked(pc, loop, deferred_add)) == LSPEC_OK)
         pc->adding = 1;
-    } else if ((rc = lspec__loop_add_reader(loop, pc->fd, on_ready, pc)) ==
+    } else if ((rc = lspec__loop_add_reader_once(loop, pc->fd, on_ready, pc)) ==
                LSPEC_OK) {
       pc->has_reader = 1;
     }

@@ -1,9 +1,11 @@
 /* test_loop_readers.c - add_reader / remove_reader on both backends:
  * level-triggered delivery, removal and replacement from inside callbacks
- * (the re-entrancy rule of run_once), bad descriptors, and what close does
- * to readers.
+ * (the re-entrancy rule of run_once), bad descriptors, what close does
+ * to readers, and the internal one-shot readers.
  */
 #include "loop_helpers.h"
+
+#include "internal.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -364,4 +366,86 @@ LOOP_TEST(loop_readers, close_forgets_readers_but_not_the_descriptors) {
   cr_assert(eq(int, calls, 0), "never called");
   close_pipe(p);
   I->loop_release(loop);
+}
+
+/* --- one-shot readers (internal: the Pidfd watcher's pidfds) -------------- */
+
+/* A one-shot reader runs once, though its descriptor stays readable. */
+LOOP_TEST(loop_readers, oneshot_runs_once) {
+  lspec_loop *loop = lt_new_loop(backend);
+  int p[2], calls = 0;
+
+  readable_pipe(p);
+  cr_assert(eq(int, lspec__loop_add_reader_once(loop, p[0], lt_count_cb,
+                                                &calls), LSPEC_OK),
+            "add_reader_once: %s", I->last_error());
+  lt_run_for(loop, 0.03);
+  cr_assert(eq(int, calls, 1), "ran %d times", calls);
+  /* Spent, but still registered until removed. */
+  cr_assert(eq(int, lspec__loop_remove_reader_closing(loop, p[0]), 1));
+  cr_assert(eq(int, lspec__loop_remove_reader_closing(loop, p[0]), 0));
+  close_pipe(p);
+  /* The same number, a new file: a new one-shot that fires again (under
+   * epoll a stale interest would make the add fail or stay silent). */
+  readable_pipe(p);
+  calls = 0;
+  cr_assert(eq(int, lspec__loop_add_reader_once(loop, p[0], lt_count_cb,
+                                                &calls), LSPEC_OK),
+            "add_reader_once again: %s", I->last_error());
+  lt_run_for(loop, 0.03);
+  cr_assert(eq(int, calls, 1), "ran %d times", calls);
+  cr_assert(eq(int, lspec__loop_remove_reader_closing(loop, p[0]), 1));
+  close_pipe(p);
+  lt_free_loop(loop);
+}
+
+/* Removing a one-shot that has not fired, or removing one without closing
+ * its descriptor, really stops the backend watching it: the same
+ * descriptor can be added again and fires. */
+LOOP_TEST(loop_readers, oneshot_removed_before_firing_or_kept_open) {
+  lspec_loop *loop = lt_new_loop(backend);
+  int p[2], calls = 0;
+
+  cr_assert(eq(int, pipe2(p, O_CLOEXEC | O_NONBLOCK), 0), "pipe2");
+  cr_assert(eq(int, lspec__loop_add_reader_once(loop, p[0], lt_count_cb,
+                                                &calls), LSPEC_OK));
+  lt_one_iteration(loop);
+  cr_assert(eq(int, calls, 0), "not readable yet");
+  /* Armed: the closing variant must still remove the interest. */
+  cr_assert(eq(int, lspec__loop_remove_reader_closing(loop, p[0]), 1));
+  cr_assert(eq(int, lspec__loop_add_reader_once(loop, p[0], lt_count_cb,
+                                                &calls), LSPEC_OK),
+            "re-add after removing an armed one-shot: %s", I->last_error());
+  cr_assert(eq(int, (int)write(p[1], "x", 1), 1));
+  lt_run_for(loop, 0.03);
+  cr_assert(eq(int, calls, 1), "ran %d times", calls);
+  /* Fired, removed the ordinary way, descriptor kept: re-adding works. */
+  cr_assert(eq(int, I->loop_remove_reader(loop, p[0]), 1));
+  cr_assert(eq(int, I->loop_add_reader(loop, p[0], lt_count_cb, &calls),
+               LSPEC_OK), "plain re-add: %s", I->last_error());
+  lt_one_iteration(loop);
+  cr_assert(eq(int, calls, 2), "the plain reader ran (%d)", calls);
+  cr_assert(eq(int, I->loop_remove_reader(loop, p[0]), 1));
+  close_pipe(p);
+  lt_free_loop(loop);
+}
+
+/* A one-shot cannot share a descriptor with another reader. */
+LOOP_TEST(loop_readers, oneshot_refuses_a_second_reader) {
+  lspec_loop *loop = lt_new_loop(backend);
+  int p[2], calls = 0;
+
+  cr_assert(eq(int, pipe2(p, O_CLOEXEC | O_NONBLOCK), 0), "pipe2");
+  cr_assert(eq(int, lspec__loop_add_reader_once(loop, p[0], lt_count_cb,
+                                                &calls), LSPEC_OK));
+  cr_assert(eq(int, lspec__loop_add_reader_once(loop, p[0], lt_count_cb,
+                                                &calls), LSPEC_E_OS));
+  cr_assert(eq(int, I->last_errno(), EEXIST));
+  cr_assert(eq(int, I->loop_add_reader(loop, p[0], lt_count_cb, &calls),
+               LSPEC_E_OS));
+  cr_assert(eq(int, I->last_errno(), EEXIST));
+  cr_assert(eq(int, I->loop_remove_reader(loop, p[1]), 0));
+  cr_assert(eq(int, lspec__loop_remove_reader_closing(loop, p[0]), 1));
+  close_pipe(p);
+  lt_free_loop(loop);
 }
