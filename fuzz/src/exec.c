@@ -72,7 +72,7 @@ struct exec {
   lspec_loop *loop_ptr[LSPEC_FUZZ_MAX_OBJ];
   lspec_watcher *watcher_ptr[LSPEC_FUZZ_MAX_OBJ];
   int child_wfd[LSPEC_FUZZ_CHILDREN];
-  lspec_policy *cur_policy; /* borrowed: the global holds it */
+  lspec_policy *cur_policy; /* the policy in force, with our reference */
   FILE *trace;
   struct lspec_fuzz_finding *finding;
   int found, op;
@@ -858,19 +858,24 @@ static void op_one(struct exec *x, const struct lspec_fuzz_op *op) {
     st = I->set_event_loop_policy(p);
     check_status(x, "set_event_loop_policy", st, LSPEC_FUZZ_ST(LSPEC_OK),
                  "POL-SET-001");
-    I->policy_release(p);
-    if (st == LSPEC_OK) {
-      lspec_fuzz_model_policy_replaced(MODEL);
-      x->cur_policy = p;
+    if (st != LSPEC_OK) {
+      I->policy_release(p);
+      break;
     }
+    /* Our reference keeps the handle (and so its identity) while it is in
+     * force; the old one's is dropped, so the old policy goes. */
+    I->policy_release(x->cur_policy);
+    x->cur_policy = p;
+    lspec_fuzz_model_policy_replaced(MODEL);
     break;
   }
   case LSPEC_FUZZ_OP_POLICY_SET_NULL:
     st = I->set_event_loop_policy(NULL);
     check_status(x, "set_event_loop_policy(NULL)", st, LSPEC_FUZZ_ST(LSPEC_OK),
                  "POL-SET-002");
-    lspec_fuzz_model_policy_replaced(MODEL);
+    I->policy_release(x->cur_policy);
     x->cur_policy = NULL;
+    lspec_fuzz_model_policy_replaced(MODEL);
     break;
   case LSPEC_FUZZ_OP_POLICY_GET: {
     lspec_policy *a = NULL, *b = NULL;
@@ -881,7 +886,10 @@ static void op_one(struct exec *x, const struct lspec_fuzz_op *op) {
         find(x, "POL-GET-001", "two gets gave two policies");
       if (x->cur_policy && a != x->cur_policy)
         find(x, "POL-SET-001", "get gave another policy than the one set");
-      x->cur_policy = a;
+      if (x->cur_policy == NULL) {
+        x->cur_policy = a; /* keep it, for identity */
+        a = NULL;
+      }
     }
     I->policy_release(a);
     I->policy_release(b);
@@ -1114,6 +1122,8 @@ static void cleanup(struct exec *x, const struct lspec_fuzz_baseline *base) {
       I->loop_release(x->loop_ptr[l]);
   }
   I->set_event_loop_policy(NULL);
+  I->policy_release(x->cur_policy);
+  x->cur_policy = NULL;
   workers_stop(x); /* their policy contexts go with them */
   drain(x);
 
