@@ -413,16 +413,34 @@ class _ExitProtocol(asyncio.SubprocessProtocol):
                 t.close()
 
 
-def _find_transport(protocol):
+def _is_transport_of(obj, protocol):
+    return (hasattr(obj, "get_pid") and hasattr(obj, "get_returncode")
+            and getattr(obj, "_protocol", protocol) is protocol)
+
+
+def _find_transport(coro, protocol):
     """The transport whose protocol is `protocol`: spawning happens inside
     loop.subprocess_exec before its first suspension, but the transport is
-    only handed to the protocol on a later iteration."""
+    only handed to the protocol on a later iteration.  It is a local of one
+    of the coroutines `coro` awaits (asyncio's _make_subprocess_transport
+    holds it as `transp`): walk that chain, O(depth).  Coroutines whose
+    frames cannot be read (compiled ones, such as uvloop's) fall back to a
+    search of the objects that refer to the protocol, O(heap)."""
+    c, depth = coro, 0
+    while c is not None and depth < 32:
+        frame = getattr(c, "cr_frame", None) or getattr(c, "gi_frame", None)
+        if frame is not None:
+            for value in frame.f_locals.values():
+                if _is_transport_of(value, protocol):
+                    return value
+        c = getattr(c, "cr_await", None) or getattr(c, "gi_yieldfrom", None)
+        depth += 1
     for ref in gc.get_referrers(protocol):
-        if hasattr(ref, "get_pid") and hasattr(ref, "get_returncode"):
+        if _is_transport_of(ref, protocol):
             return ref
         if isinstance(ref, dict):
             for owner in gc.get_referrers(ref):
-                if hasattr(owner, "get_pid") and hasattr(owner, "get_returncode"):
+                if _is_transport_of(owner, protocol):
                     return owner
     return None
 
@@ -466,7 +484,7 @@ def subprocess_exec(loop, argv, callback):
     except BaseException:
         coro.close()
         raise
-    transport = _find_transport(protocol)
+    transport = _find_transport(coro, protocol)
     _drive(loop, coro, awaited)
     if transport is None:
         raise status_error(-22, "subprocess_exec: spawned, but the transport was not found")
