@@ -506,6 +506,8 @@ static void op_loop_get(struct exec *x, const struct lspec_fuzz_op *op) {
       lspec_fuzz_model_attach(MODEL, x->m.pol_watcher, ml);
     return;
   }
+  if (x->loop_ptr[ctx] == NULL)
+    x->loop_ptr[ctx] = j.out; /* we held no reference: learn it again */
   if (x->loop_ptr[ctx] != j.out)
     find(x, "LOOP-SET-001", "get_event_loop in T%d gave another loop than "
          "the one the context holds", t);
@@ -523,6 +525,10 @@ static void drop_loop_slot(struct exec *x, int slot) {
   for (int s = 0; s < LSPEC_FUZZ_LOOPS; s++)
     if (x->m.loop_slot[s] == ml && x->m.loops[ml].ours == 0)
       x->m.loop_slot[s] = -1;
+  /* Identity holds only while we hold a reference (abi.md 3): an
+   * implementation may give the same object a new handle later. */
+  if (x->m.loops[ml].ours == 0)
+    x->loop_ptr[ml] = NULL;
   x->impl->loop_release(p);
 }
 
@@ -533,6 +539,8 @@ static void drop_watcher_slot(struct exec *x, int slot) {
   for (int s = 0; s < LSPEC_FUZZ_WATCHERS; s++)
     if (x->m.watcher_slot[s] == w && x->m.watchers[w].ours == 0)
       x->m.watcher_slot[s] = -1;
+  if (x->m.watchers[w].ours == 0)
+    x->watcher_ptr[w] = NULL; /* as for loops */
   x->impl->watcher_release(p);
 }
 
