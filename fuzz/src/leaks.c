@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,6 +90,28 @@ void lspec_fuzz_baseline_take(struct lspec_fuzz_baseline *b) {
   each_child(note_child, b);
 }
 
+/* " fd->target" for every descriptor numbered at or above `from`. */
+static void describe_fds(int from, char *buf, size_t n) {
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  size_t len = 0;
+  if (d == NULL || n == 0)
+    return;
+  buf[0] = 0;
+  while ((e = readdir(d)) != NULL && len + 80 < n) {
+    char path[300], target[64];
+    ssize_t r;
+    int fd = atoi(e->d_name);
+    if (e->d_name[0] == '.' || fd < from || fd == dirfd(d))
+      continue;
+    snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+    r = readlink(path, target, sizeof target - 1);
+    target[r > 0 ? r : 0] = 0;
+    len += (size_t)snprintf(buf + len, n - len, " %d->%s", fd, target);
+  }
+  closedir(d);
+}
+
 const char *lspec_fuzz_leak_check(const struct lspec_fuzz_baseline *b,
                                   char *why, size_t n) {
   struct sigaction sa;
@@ -114,8 +137,10 @@ const char *lspec_fuzz_leak_check(const struct lspec_fuzz_baseline *b,
     return "CW-REAP-001";
   }
   if (fds > b->fds) {
-    snprintf(why, n, "%d descriptor(s) left open (%d before, %d after)",
-             fds - b->fds, b->fds, fds);
+    char list[200];
+    describe_fds(3, list, sizeof list);
+    snprintf(why, n, "%d descriptor(s) left open (%d before, %d after):%s",
+             fds - b->fds, b->fds, fds, list);
     return "CW-CLOSE-001";
   }
   if (threads > b->threads) {
