@@ -666,12 +666,10 @@ static void op_exec(struct exec *x, const struct lspec_fuzz_op *op) {
   struct lspec_fuzz_mreg *r = &x->m.regs[id - 1];
   r->child = c;
   r->pid = il.pid;
-  int kind = x->m.watchers[pw].kind;
   /* Delivered in the spawning loop's thread (SUB-EXEC-003); through a
-   * loop-bound watcher only while it stays attached. */
-  if (kind == LSPEC_WATCHER_FAST)
+   * loop-bound watcher only while it stays attached (model_attach). */
+  if (x->m.watchers[pw].kind == LSPEC_WATCHER_FAST)
     r->certain = 0; /* its SIGCHLD may come before the registration */
-  (void)kind;
 }
 
 /* RUN: each selected loop runs in its owner thread (one per thread), all at

@@ -497,10 +497,10 @@ void lspec_fuzz_model_remove(struct lspec_fuzz_model *m, int w, int pid,
   int id = lspec_fuzz_model_pending(m, w, pid);
   if (!id)
     return;
+  /* 1: removed, never to be called.  0 (Threaded, MultiLoop: the exit was
+   * taken before the removal): it stays pending and must still arrive. */
   if (answer == 1)
     lspec_fuzz_model_kill_reg(m, id, "CW-REMOVE-001 (removed)");
-  else if (m->regs[id - 1].rcs) /* taken before the removal: must arrive */
-    m->regs[id - 1].certain = m->regs[id - 1].certain;
 }
 
 const char *lspec_fuzz_model_child_ended(struct lspec_fuzz_model *m, int c,
