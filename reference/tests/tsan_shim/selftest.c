@@ -2,9 +2,10 @@
  * the runner must report for it (pass_*, fail_*, crash_*, skip_*), and
  * selftest.cmake runs this executable and checks every line against that.
  * Proves that a failing assertion fails (with or without a message, from
- * any thread, whatever .exit_code says), that a skip is reported as a skip
- * and not a pass, that .timeout kills, and that .signal, .exit_code, .init
- * and .fini mean what they mean in Criterion.
+ * any thread, whatever .exit_code says) and that its message reaches the
+ * runner, that a skip (cr_skip_test, cr_skip) is reported as a skip and not
+ * a pass, with its message, that .timeout kills, and that .signal,
+ * .exit_code, .init and .fini mean what they mean in Criterion.
  */
 #define _GNU_SOURCE 1
 #include <criterion/criterion.h>
@@ -68,6 +69,24 @@ Test(shim_selftest, pass_init_runs_first, .init = set_fixture) {
 Test(shim_selftest, skip_with_message) {
   cr_skip_test("skipped on purpose %d", 42);
   cr_assert(0, "not reached");
+}
+
+/* Criterion's cr_skip, which the conformance harness uses for
+ * UNSUPPORTED and UNRESOLVED: the message reaches the runner. */
+Test(shim_selftest, skip_cr_skip_with_message) {
+  cr_skip("UNSUPPORTED: cap=%s", "SIGNALS");
+  cr_assert(0, "not reached");
+}
+
+Test(shim_selftest, pass_wider_comparisons) {
+  int64_t big = INT64_C(1) << 40;
+  long minus = -1;
+  char c = 'x';
+  cr_assert(eq(i64, big, INT64_C(1) << 40), "i64");
+  cr_assert(lt(i64, -big, minus), "i64 against long");
+  cr_assert(eq(long, minus, -1L), "long");
+  cr_assert(eq(chr, c, 'x'), "chr");
+  cr_assert(ne(ptr, &c, NULL), "ptr");
 }
 
 Test(shim_selftest, skip_without_message) {

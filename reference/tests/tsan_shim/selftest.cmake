@@ -2,7 +2,9 @@
 # selftest.c: run as `cmake -DSELFTEST=<executable> -P selftest.cmake`.
 # Every test's name says its expected outcome (pass_*, fail_*, crash_*,
 # skip_*); each must be reported once, as that, and the synthesis, the skip
-# message, the teardown after a failure and the exit status must match.
+# messages, the failed assertion's place and message (carried from the
+# test's process to the runner), the teardown after a failure and the exit
+# status must match.
 if(NOT SELFTEST)
   message(FATAL_ERROR "usage: cmake -DSELFTEST=<executable> -P selftest.cmake")
 endif()
@@ -46,8 +48,12 @@ if(n LESS 10)
 endif()
 
 foreach(want
-    "Synthesis: Tested: 15 \\| Passing: 4 \\| Failing: 11 \\| Crashing: 3 \\| Skipped: 3"
+    "Synthesis: Tested: 16 \\| Passing: 5 \\| Failing: 11 \\| Crashing: 3 \\| Skipped: 4"
     "skip_with_message: skipped on purpose 42"
+    "skip_cr_skip_with_message: UNSUPPORTED: cap=SIGNALS\n"
+    "\\[FAIL\\] shim_selftest::fail_assert_with_message: selftest[.]c:[0-9]+: one is not two\n"
+    "\\[FAIL\\] shim_selftest::fail_assert_without_message: selftest[.]c:[0-9]+: eq\\(int, 1, 2\\)\n"
+    "\\[FAIL\\] shim_selftest::fail_assert_in_another_thread: selftest[.]c:[0-9]+: from another thread\n"
     "skip_disabled: Test is disabled"
     "shim-selftest: fini ran after the failure"
     "selftest.c:[0-9]+: Assertion Failed"

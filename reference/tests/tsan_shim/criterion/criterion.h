@@ -6,7 +6,9 @@
  * with "Could not initialize inheritable arena" (Snaipe/Criterion#274,
  * open).  So the tsan build compiles the same test sources against this
  * header instead, and runner.c runs every test in a forked child with a
- * timeout, as Criterion runs each in its own worker.
+ * timeout, as Criterion runs each in its own worker.  The conformance
+ * suite (its generated tests, hand-written cases and harness) is compiled
+ * against it too, into loopspec-conform-tsan (conformance/CMakeLists.txt).
  *
  * Supported, with Criterion's meaning:
  *   - Test() and TestSuite() with .init, .fini, .timeout, .disabled,
@@ -14,9 +16,10 @@
  *   - cr_assert(cond) and cr_assert(cond, "format", ...): a failure fails
  *     the test and ends it; on the test's own thread the fixtures' .fini
  *     still run, as Criterion's longjmp to the teardown does;
- *   - cr_skip_test() and cr_skip_test("format", ...): ends the test, which
- *     is reported as skipped (not passed); .fini does not run, as in
- *     Criterion, whose skip exits the worker;
+ *   - cr_skip_test() and cr_skip_test("format", ...), and cr_skip("format",
+ *     ...): ends the test, which is reported as skipped (not passed) with
+ *     the message; .fini does not run, as in Criterion, whose skip exits
+ *     the worker;
  *   - cr_log_info/cr_log_warn/cr_log_error("format", ...);
  *   - the typed comparisons of <criterion/new/assert.h>.
  * Messages are printf formats and must be string literals (the macros
@@ -98,6 +101,8 @@ void lt_shim_log(const char *level, const char *fmt, ...)
 
 /* cr_skip_test() or cr_skip_test("format", ...). */
 #define cr_skip_test(...) lt_shim_skip(" " __VA_ARGS__)
+/* cr_skip("format", ...): Criterion's skip with a message. */
+#define cr_skip(...) lt_shim_skip(" " __VA_ARGS__)
 
 #define cr_log_info(...) lt_shim_log("----", " " __VA_ARGS__)
 #define cr_log_warn(...) lt_shim_log("WARN", " " __VA_ARGS__)

@@ -26,6 +26,9 @@ static inline int lt_shim_cmp_p(const void *a, const void *b) {
 
 #define LT_SHIM_CMP_int(a, b) lt_shim_cmp_s((long long)(a), (long long)(b))
 #define LT_SHIM_CMP_i32 LT_SHIM_CMP_int
+#define LT_SHIM_CMP_long LT_SHIM_CMP_int
+#define LT_SHIM_CMP_i64 LT_SHIM_CMP_int
+#define LT_SHIM_CMP_chr LT_SHIM_CMP_int
 #define LT_SHIM_CMP_u32(a, b)                                                  \
   lt_shim_cmp_u((unsigned long long)(a), (unsigned long long)(b))
 #define LT_SHIM_CMP_u64 LT_SHIM_CMP_u32
