@@ -65,16 +65,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Slack added to the sum of the tests' timeouts to make the outer limit:
- * per test for starting a worker (slow under valgrind), and once. */
-#define LR_GUARD_PER_TEST 5.0
-#define LR_GUARD_MARGIN 60.0
-
-/* The status harness.c's atexit guard exits with when a test process
- * calls exit() before the test has ended (an exit(0) would read as a pass:
- * conformance-models.md, B4). */
-#define LR_HARNESS_EXIT_GUARD 86
-
 /* The run the hooks write into.  Hooks are plain functions Criterion finds
  * in a linker section, with no user argument, so this is a global; it is
  * set only while criterion_run_all_tests() runs. */
@@ -143,22 +133,6 @@ static bool fail_from_asserts(struct lr_test *t,
   return true;
 }
 
-/* A skip's message says why: the harness prefixes it with the result. */
-static void result_from_skip(struct lr_test *t, const char *msg) {
-  static const char unsupported[] = "UNSUPPORTED:";
-  static const char unresolved[] = "UNRESOLVED:";
-  const char *m = msg != NULL ? msg : "";
-
-  if (strncmp(m, unsupported, sizeof unsupported - 1) == 0)
-    lr_set_result(t, LR_UNSUPPORTED, "%s", m);
-  else if (strncmp(m, unresolved, sizeof unresolved - 1) == 0)
-    lr_set_result(t, LR_UNRESOLVED, "%s", m);
-  else
-    lr_set_result(t, LR_UNRESOLVED,
-                  "UNRESOLVED: skipped without a result code: %s",
-                  m[0] ? m : "(no message)");
-}
-
 ReportHook(PRE_INIT)(struct criterion_test *ct) {
   struct lr_test *t;
   if (current == NULL)
@@ -180,22 +154,10 @@ static void record_post_test(struct lr_test *t,
     lr_set_result(t, LR_CRASH, "killed by signal %d (%s)", st->signal,
                   strsignal(st->signal));
   else if (st->test_status == CR_STATUS_SKIPPED)
-    result_from_skip(t, st->message);
+    lr_set_skip_result(t, st->message);
   else if (st->test_status == CR_STATUS_FAILED) {
-    if (!fail_from_asserts(t, st->asserts)) {
-      if (st->exit_code == LR_HARNESS_EXIT_GUARD)
-        lr_set_result(t, LR_FAIL,
-                      "the test process exited with status %d: something "
-                      "called exit() before the test ended (the harness's "
-                      "exit guard)",
-                      st->exit_code);
-      else if (st->exit_code != 0)
-        lr_set_result(t, LR_FAIL, "the test process exited with status %d",
-                      st->exit_code);
-      else
-        lr_set_result(t, LR_FAIL, "failed%s%s", st->message ? ": " : "",
-                      st->message ? st->message : "");
-    }
+    if (!fail_from_asserts(t, st->asserts))
+      lr_set_exit_result(t, st->exit_code, st->message);
   } else
     lr_set_result(t, LR_PASS, NULL);
 }
@@ -304,16 +266,9 @@ static void *watchdog_main(void *arg) {
 static int watchdog_start(struct watchdog *w, struct lr_run *run,
                           lr_emergency_fn emergency, int saved_stdout) {
   pthread_condattr_t attr;
-  double secs = run->opt.run_timeout;
-  size_t i;
+  double secs = lr_run_time_limit(run);
   int rc;
 
-  if (secs <= 0) {
-    secs = LR_GUARD_MARGIN;
-    for (i = 0; i < run->ntests; i++)
-      if (run->tests[i].to_run)
-        secs += run->tests[i].timeout + LR_GUARD_PER_TEST;
-  }
   memset(w, 0, sizeof *w);
   w->seconds = secs;
   w->emergency = emergency;

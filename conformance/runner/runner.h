@@ -14,8 +14,11 @@
  *                   XFAIL / XPASS
  *   names.c         names of results and profiles (the ABI's names,
  *                   capabilities and kinds, are the harness's: names.h)
+ *   outcome.c       a skip's or an exit's result, the outer time limit
  *   main.c          the order of things and the exit status
- * Only execute.c includes a Criterion header.
+ * Only execute.c includes a Criterion header.  The ThreadSanitizer variant,
+ * loopspec-conform-tsan, is the same runner with execute_tsan.c in place of
+ * execute.c: it runs the tests through reference/tests/tsan_shim.
  */
 #ifndef LSPEC_CONFORM_RUNNER_H
 #define LSPEC_CONFORM_RUNNER_H
@@ -256,7 +259,28 @@ bool lr_expect_unused(const struct lr_run *run, const struct lr_expect *e);
 
 void lr_expect_free(struct lr_expectations *x);
 
-/* execute.c ------------------------------------------------------------ */
+/* outcome.c ------------------------------------------------------------ */
+
+/* The status harness.c's atexit guard exits with when a test process
+ * calls exit() before the test has ended (an exit(0) would read as a pass:
+ * conformance-models.md, B4). */
+#define LR_HARNESS_EXIT_GUARD 86
+
+/* A skipped test's result from the skip's message, which the harness
+ * prefixes with the result: "UNSUPPORTED: ..." or "UNRESOLVED: ..."; any
+ * other skip is UNRESOLVED. */
+void lr_set_skip_result(struct lr_test *t, const char *msg);
+
+/* FAIL for a test that failed without a failed assertion: its process
+ * exited with `exit_code` (the harness's exit guard says so), or, when 0,
+ * the runner's `msg` (NULL for none) says why. */
+void lr_set_exit_result(struct lr_test *t, int exit_code, const char *msg);
+
+/* The run's outer time limit in seconds: --run-timeout, or the sum of the
+ * timeouts of the tests to run plus slack. */
+double lr_run_time_limit(const struct lr_run *run);
+
+/* execute.c (or execute_tsan.c) ----------------------------------------- */
 
 /* Called by the watchdog when the outer time limit expires, with run->lock
  * held and stdout restored: writes whatever reports it can.  The process
