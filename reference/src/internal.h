@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "plant.h" /* negative controls: LSPEC_PLANTED(NAME) */
+
 #define LSPEC__HIDDEN __attribute__((visibility("hidden")))
 #define LSPEC__PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define LSPEC__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

@@ -486,7 +486,9 @@ int lspec__loop_close(lspec_loop *loop) {
   if (atomic_load(&loop->running))
     return lspec__fail(LSPEC_E_RUNTIME, "Cannot close a running event loop");
   if (atomic_load(&loop->closed))
-    return LSPEC_OK; /* CPython: closing twice does nothing */
+    return LSPEC_PLANTED(LOOP_CLOSE_002) /* planted: twice is an error */
+               ? lspec__fail(LSPEC_E_RUNTIME, "Event loop is closed")
+               : LSPEC_OK; /* CPython: closing twice does nothing */
   close_now(loop);
   return LSPEC_OK;
 }
@@ -759,7 +761,7 @@ static int remove_reader(lspec_loop *loop, int fd, int closing) {
   if (fd < 0)
     return lspec__fail(LSPEC_E_VALUE, "Invalid file descriptor: %d", fd);
   if ((size_t)fd >= loop->readers_cap || loop->readers[fd].reg == 0)
-    return 0;
+    return LSPEC_PLANTED(LOOP_READER_003); /* planted: 1, none removed */
   r = &loop->readers[fd];
   if (closing && r->disarmed)
     loop->backend->ops->forget(loop->backend, fd);
@@ -980,6 +982,8 @@ static int run(lspec_loop *loop, int forever, lspec_predicate pred, void *arg,
 
   lspec__loop_retain(loop);
   running_loop = loop;
+  if (LSPEC_PLANTED(LOOP_STOP_001)) /* planted: an earlier stop is lost */
+    atomic_store(&loop->stopping, 0);
   /* A predicate that already holds still gets its one iteration, but that
    * iteration does not block: CPython's run_until_complete on a future that
    * is already done behaves the same way. */

@@ -338,7 +338,8 @@ static void thread_name(char *buf, size_t size) {
 }
 
 static int base_new_event_loop(lspec_policy *self, lspec_loop **out) {
-  if (self->base == LSPEC_POLICY_BASE_ABSTRACT)
+  if (self->base == LSPEC_POLICY_BASE_ABSTRACT &&
+      !LSPEC_PLANTED(POL_ABC_002)) /* planted: the abstract one makes loops */
     return abstract_method();
   return lspec__loop_new(LSPEC_BACKEND_DEFAULT, out);
 }
@@ -355,7 +356,8 @@ static int base_set_event_loop(lspec_policy *self, lspec_loop *loop) {
    * that fails disables implicit creation in this thread. */
   pthread_mutex_lock(&ctx_lock);
   c = find_ctx(self, 1);
-  if (c)
+  if (c && !(LSPEC_PLANTED(LOOP_IMPL_006) && /* planted: checks first */
+             loop != NULL && lspec__kind_of(loop) != LSPEC__KIND_LOOP))
     c->set_called = 1;
   pthread_mutex_unlock(&ctx_lock);
   if (c == NULL)
@@ -410,11 +412,17 @@ static int base_get_event_loop(lspec_policy *self, lspec_loop **out) {
       lspec__loop_retain(loop);
   }
   pthread_mutex_unlock(&ctx_lock);
+  if (LSPEC_PLANTED(LOOP_SET_003) && loop && lspec__loop_is_closed(loop) == 1) {
+    lspec__loop_release(loop); /* planted: a closed loop is replaced */
+    loop = NULL;
+    set_called = 0;
+  }
   if (loop) {
     *out = loop;
     return LSPEC_OK;
   }
-  if (!set_called && policy_main_thread()) {
+  if (!set_called && (policy_main_thread() ||
+                      LSPEC_PLANTED(LOOP_IMPL_003))) { /* planted: any thread */
     /* 3.12 warns just before it creates the loop. */
     if (lspec__profile() >= LSPEC_PROFILE_3_12)
       lspec__warn(LSPEC_WARN_DEPRECATION, "There is no current event loop");
@@ -424,6 +432,10 @@ static int base_get_event_loop(lspec_policy *self, lspec_loop **out) {
     rc = lspec__policy_new_event_loop(self, &fresh);
     if (rc != LSPEC_OK)
       return rc;
+    if (LSPEC_PLANTED(LOOP_IMPL_001)) { /* planted: never made current */
+      *out = fresh;
+      return LSPEC_OK;
+    }
     rc = lspec__policy_set_event_loop(self, fresh);
     lspec__loop_release(fresh);
     if (rc != LSPEC_OK)
@@ -504,11 +516,13 @@ static int base_set_child_watcher(lspec_policy *self, lspec_watcher *w) {
    * own close() calls carry the 3.12 deprecation, not this one. */
   if (old) {
     lspec__warn_suppress(LSPEC_WARN_DEPRECATION, 1);
-    lspec__watcher_close(old);
+    if (!(LSPEC_PLANTED(CW_SET_002) && old == w)) /* planted: same one open */
+      lspec__watcher_close(old);
     lspec__warn_suppress(LSPEC_WARN_DEPRECATION, 0);
     lspec__watcher_release(old);
   }
-  if (lspec__profile() >= LSPEC_PROFILE_3_12)
+  if (lspec__profile() >= LSPEC_PROFILE_3_12 &&
+      !LSPEC_PLANTED(POL_WATCHDEP_001)) /* planted: no warning */
     lspec__warn(LSPEC_WARN_DEPRECATION,
                 "'set_child_watcher' is deprecated as of Python 3.12 and "
                 "will be removed in Python 3.14.");
@@ -541,6 +555,8 @@ static int base_set_child_watcher(lspec_policy *self, lspec_watcher *w) {
   }                                                                            \
   int lspec__policy_super_##name(lspec_policy *self, type **out) {             \
     CHECK_POLICY_OUT(self, out, "super " #name);                               \
+    if (LSPEC_PLANTED(POL_CUSTOM_002)) /* planted: super dispatches again */   \
+      return lspec__policy_##name(self, out);                                  \
     return base_##name(self, out);                                             \
   }
 
@@ -592,7 +608,9 @@ int lspec__set_event_loop_policy(lspec_policy *policy) {
   lspec_policy *old;
 
   if (policy != NULL && lspec__kind_of(policy) != LSPEC__KIND_POLICY) {
-    if (lspec__profile() <= LSPEC_PROFILE_3_10)
+    if (lspec__profile() <= (LSPEC_PLANTED(POL_SETARG_002) /* 3.11 too */
+                                 ? LSPEC_PROFILE_3_11
+                                 : LSPEC_PROFILE_3_10))
       return lspec__fail(LSPEC_E_ASSERTION, "%s", "");
     return lspec__fail(LSPEC_E_TYPE,
                        "policy must be an instance of "
@@ -603,6 +621,12 @@ int lspec__set_event_loop_policy(lspec_policy *policy) {
     lspec__policy_retain(policy);
   pthread_mutex_lock(&global_lock);
   old = global_policy;
+  if (LSPEC_PLANTED(POL_SET_003) && policy == NULL && old != NULL &&
+      old->base == LSPEC_POLICY_BASE_DEFAULT && old->m.get_event_loop == NULL) {
+    /* Planted: "the default is in force already", and it is kept. */
+    pthread_mutex_unlock(&global_lock);
+    return LSPEC_OK;
+  }
   global_policy = policy; /* NULL: the next get makes a fresh default */
   pthread_mutex_unlock(&global_lock);
   /* The old policy's loops and watcher are left alone, only unreferenced. */
@@ -633,7 +657,8 @@ int lspec__get_event_loop(lspec_loop **out) {
     return rc;
   *out = NULL;
   /* A running loop wins; the policy is not consulted then. */
-  running = lspec__loop_running();
+  running = LSPEC_PLANTED(LOOP_MODGET_001) ? NULL /* planted: policy first */
+                                           : lspec__loop_running();
   if (running) {
     lspec__loop_retain(running);
     *out = running;

@@ -698,10 +698,27 @@ static void tramp_exit(int pid, int returncode, void *p) {
   }
   t->pid = pid;
   t->returncode = returncode;
+  if (LSPEC_PLANTED(SUB_EXEC_003)) { /* planted: in the watcher's thread */
+    tramp_final(t);
+    return;
+  }
   if (lspec__loop_post(t->loop, tramp_run, t, tramp_dispose) == LSPEC_OK)
     return;
   warn_loop_closed(pid); /* closed since: the exit cannot be delivered */
   tramp_dispose(t);
+}
+
+/* Planted bug SUB_WATCHER_001: the current policy's base method, which
+ * bypasses the policy's own get_child_watcher. */
+static int planted_base_watcher(lspec_watcher **out) {
+  lspec_policy *p;
+  int rc = lspec__get_event_loop_policy(&p);
+
+  if (rc == LSPEC_OK) {
+    rc = lspec__policy_super_get_child_watcher(p, out);
+    lspec__policy_release(p);
+  }
+  return rc;
 }
 
 int lspec__loop_subprocess_exec(lspec_loop *loop, const char *const *argv,
@@ -730,7 +747,8 @@ int lspec__loop_subprocess_exec(lspec_loop *loop, const char *const *argv,
   /* 3.12 fetches the watcher with its DeprecationWarning silenced, so that
    * spawning never warns (research SUB-001). */
   lspec__warn_suppress(LSPEC_WARN_DEPRECATION, 1);
-  rc = lspec__get_child_watcher(&w);
+  rc = LSPEC_PLANTED(SUB_WATCHER_001) ? planted_base_watcher(&w)
+                                      : lspec__get_child_watcher(&w);
   lspec__warn_suppress(LSPEC_WARN_DEPRECATION, 0);
   if (rc != LSPEC_OK)
     goto out;
@@ -739,6 +757,8 @@ int lspec__loop_subprocess_exec(lspec_loop *loop, const char *const *argv,
   target = lspec__profile() <= LSPEC_PROFILE_3_11 ? entered : w;
 
   /* SUB-003: inactive means no child at all. */
+  if (LSPEC_PLANTED(SUB_INACTIVE_001) && lspec__watcher_is_active(target) == 0)
+    (void)lspec__spawn(argv, &child, NULL); /* planted: spawned, then left */
   if ((r = lspec__watcher_is_active(target)) < 0) {
     rc = r;
     goto exit;

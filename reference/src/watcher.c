@@ -188,8 +188,8 @@ static void children_free(lspec_watcher *w) {
 int lspec__returncode(int status) {
   /* os.waitstatus_to_exitcode, and 3.8-3.9's _compute_returncode: an
    * unknown status (stopped, continued) is passed through unchanged. */
-  if (WIFSIGNALED(status))
-    return -WTERMSIG(status);
+  if (WIFSIGNALED(status)) /* planted: the shell's 128 + signal */
+    return LSPEC_PLANTED(CW_RC_001) ? 128 + WTERMSIG(status) : -WTERMSIG(status);
   if (WIFEXITED(status))
     return WEXITSTATUS(status);
   return status;

@@ -121,6 +121,7 @@ static void fast_waitpid_all(lspec_watcher *w) {
       batch[n] = (struct lspec__exit){lspec__children_take(w, pid), pid,
                                       lspec__returncode(status), 0};
       if (batch[n].c == NULL && st->forks != 0 &&
+          !LSPEC_PLANTED(CW_FAST_003) && /* planted: early exits forgotten */
           zombie_add(st, pid, batch[n].returncode) == 0)
         continue; /* it may not be registered yet */
       n++;

@@ -318,7 +318,8 @@ static void uninstall(lspec_watcher *w) {
   }
   if (st->newer == NULL) {
     /* The newest installation: the process's handler should be ours. */
-    if (sigaction(SIGCHLD, NULL, &cur) == 0 && handler_is_ours(&cur))
+    if (sigaction(SIGCHLD, NULL, &cur) == 0 && handler_is_ours(&cur) &&
+        !LSPEC_PLANTED(CW_ML_004)) /* planted: our handler stays */
       (void)sigaction(SIGCHLD, &st->saved, NULL);
     else
       changed = 1;

@@ -46,7 +46,8 @@ static int safe_add(lspec_watcher *w, int pid, lspec_child_callback cb,
   c->cb = cb; /* replaces (WAT-SAFE-001); delivered synchronously */
   c->arg = arg;
   /* CPython's _do_waitpid(pid), the race guard. */
-  if ((r = lspec__reap(pid, &rc)) == 0) {
+  if (LSPEC_PLANTED(CW_SAFE_002) || /* planted: no race guard */
+      (r = lspec__reap(pid, &rc)) == 0) {
     pthread_mutex_unlock(&w->lock);
     return LSPEC_OK;
   }
@@ -72,7 +73,7 @@ static int safe_remove(lspec_watcher *w, int pid) {
   if ((c = lspec__children_take(w, pid)) != NULL)
     lspec__children_recycle(w, c);
   pthread_mutex_unlock(&w->lock);
-  return c != NULL;
+  return c != NULL || LSPEC_PLANTED(CW_REMOVE_002); /* planted: always 1 */
 }
 
 static void safe_destroy(lspec_watcher *w) {

@@ -191,7 +191,8 @@ int lspec__sigchld_is_active(lspec_watcher *w) {
   int active;
 
   pthread_mutex_lock(&w->lock);
-  active = w->loop != NULL && lspec__loop_is_running(w->loop) == 1;
+  active = w->loop != NULL && (LSPEC_PLANTED(CW_ACTIVE_003) || /* attached */
+                               lspec__loop_is_running(w->loop) == 1);
   pthread_mutex_unlock(&w->lock);
   return active;
 }
@@ -202,6 +203,8 @@ int lspec__sigchld_close(lspec_watcher *w) {
   size_t i;
 
   /* Handlers first (never called), then the detach: no warning. */
+  if (LSPEC_PLANTED(CW_CLOSE_004)) /* planted: the detach first, warning */
+    (void)attach(w, NULL, 0);
   pthread_mutex_lock(&w->lock);
   if (w->children.buckets != NULL)
     for (i = 0; i <= w->children.mask; i++)

@@ -457,8 +457,9 @@ static int threaded_add(lspec_watcher *w, int pid, lspec_child_callback cb,
   wt->pidfd = pidfd_open(pid);
   c->cb = cb;
   c->arg = arg;
-  c->loop = loop;
-  lspec__loop_retain(loop);
+  c->loop = LSPEC_PLANTED(CW_THR_003) ? NULL : loop; /* planted: no loop */
+  if (c->loop != NULL)
+    lspec__loop_retain(loop);
   c->kind_data = wt;
   if ((err = waiter_start(wt, st->next_n)) != 0) {
     lspec__children_take(w, pid);
