@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE 1
 #include "loop.h"
+#include "syscalls.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -263,16 +264,12 @@ static int schedule_locked(lspec_loop *loop, int timer, double when,
  * woke it yet: at most one eventfd write per sleep.  The write happens
  * under the lock, so close() cannot close the eventfd in between. */
 static void wake_locked(lspec_loop *loop) {
-  uint64_t one = 1;
-  ssize_t n;
-
   if (!loop->sleeping || loop->wake_pending)
     return;
   loop->wake_pending = 1;
-  do
-    n = write(loop->wakefd, &one, sizeof one);
-  while (n < 0 && errno == EINTR);
-  /* EAGAIN means the counter is saturated: the loop is awake anyway. */
+  /* EINTR is retried; EAGAIN means the counter is saturated: the loop is
+   * awake anyway.  Nothing else can fail on a valid eventfd. */
+  (void)lspec__sys_wake(loop->wakefd);
 }
 
 /* Empties the eventfd after the backend reported it readable. */
@@ -404,9 +401,10 @@ int lspec__loop_new(int backend, lspec_loop **out) {
     return lspec__fail_errno(err, "creating the loop's mutex");
   }
 
-  loop->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  loop->wakefd = lspec__sys.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (loop->wakefd < 0) {
-    rc = lspec__fail_errno(errno, "creating the loop's eventfd");
+    rc = lspec__fail_errno(-loop->wakefd, "creating the loop's eventfd");
+    loop->wakefd = -1;
     goto error;
   }
   err = backend == LSPEC_BACKEND_EPOLL

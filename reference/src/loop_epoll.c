@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE 1
 #include "loop.h"
+#include "syscalls.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -58,14 +59,15 @@ static int reserve(struct epoll_backend *e, int need) {
 static int ep_add(struct lspec__backend *b, int fd, unsigned events) {
   struct epoll_backend *e = (struct epoll_backend *)b;
   struct epoll_event ev = {0};
+  int r;
 
   if (reserve(e, e->nfds + 1) != 0)
     return -ENOMEM;
   ev.events = to_epoll(events);
   ev.data.fd = fd;
   /* EPERM for a regular file or a directory, EBADF for a closed fd. */
-  if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-    return -errno;
+  if ((r = lspec__sys.epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev)) < 0)
+    return r;
   e->nfds++;
   return 0;
 }
@@ -76,7 +78,7 @@ static int ep_modify(struct lspec__backend *b, int fd, unsigned events) {
 
   ev.events = to_epoll(events);
   ev.data.fd = fd;
-  return epoll_ctl(e->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+  return lspec__sys.epoll_ctl(e->epfd, EPOLL_CTL_MOD, fd, &ev);
 }
 
 /* Forgets fd in every case: if the caller closed it already, the kernel
@@ -87,7 +89,7 @@ static int ep_remove(struct lspec__backend *b, int fd) {
   struct epoll_event ev = {0}; /* kernels before 2.6.9 wanted non-NULL */
 
   e->nfds--;
-  return epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, &ev) < 0 ? -errno : 0;
+  return lspec__sys.epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, &ev);
 }
 
 /* A one-shot interest that fired is disarmed; closing the descriptor drops
@@ -154,9 +156,9 @@ int lspec__backend_epoll_new(struct lspec__backend **out) {
     free(e);
     return -ENOMEM;
   }
-  e->epfd = epoll_create1(EPOLL_CLOEXEC);
+  e->epfd = lspec__sys.epoll_create1(EPOLL_CLOEXEC);
   if (e->epfd < 0) {
-    err = errno;
+    err = -e->epfd;
     free(e->evs);
     free(e->out);
     free(e);

@@ -35,6 +35,7 @@
  */
 #define _GNU_SOURCE 1
 #include "loop.h"
+#include "syscalls.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -58,19 +59,15 @@ static atomic_int in_flight;
 /* The process-wide handler.  Only async-signal-safe operations. */
 static void on_signal(int sig) {
   int saved = errno, fd;
-  uint64_t one = 1;
-  ssize_t n;
 
   atomic_fetch_add(&in_flight, 1);
   if (sig > 0 && sig < NSIG) {
     atomic_fetch_add(&sig_count[sig], 1);
     fd = atomic_load(&sig_wakefd[sig]) - 1;
-    if (fd >= 0) {
-      do
-        n = write(fd, &one, sizeof one);
-      while (n < 0 && errno == EINTR);
-      /* EAGAIN: the counter is saturated and the loop awake anyway. */
-    }
+    if (fd >= 0)
+      /* EINTR retried; EAGAIN: the counter is saturated and the loop
+       * awake anyway. */
+      (void)lspec__sys_wake(fd);
   }
   atomic_fetch_sub(&in_flight, 1);
   errno = saved;
@@ -151,8 +148,7 @@ int lspec__loop_add_signal_handler(lspec_loop *loop, int sig,
   if (prev == NULL)
     atomic_store(&sig_count[sig], 0); /* nothing stale from a past owner */
   atomic_store(&sig_wakefd[sig], loop->wakefd + 1);
-  if (sigaction(sig, &sa, NULL) != 0) {
-    err = errno;
+  if ((err = -lspec__sys.sigaction(sig, &sa, NULL)) != 0) {
     atomic_store(&sig_wakefd[sig], prev ? prev->wakefd + 1 : 0);
     pthread_mutex_unlock(&sig_lock);
     if (err == EINVAL)

@@ -93,6 +93,11 @@ struct spawn_rec {
 /* 0: not probed yet, 1: close_range works, -1: missing. */
 static atomic_int close_range_state;
 
+#ifdef LSPEC__HAVE_CLONE3
+/* 0: not tried yet, 1: works, -1: unavailable (use fork). */
+static atomic_int clone3_state;
+#endif
+
 /* Whether close_range(2) works here (Linux 5.9+, not filtered).  Closing a
  * descriptor number no process can hold is a no-op that answers it. */
 static int probe_close_range(void) {
@@ -107,6 +112,9 @@ static int probe_close_range(void) {
 
 void lspec__spawn_forget_probes(void) {
   atomic_store(&close_range_state, 0);
+#ifdef LSPEC__HAVE_CLONE3
+  atomic_store(&clone3_state, 0);
+#endif
 }
 
 /* In the child, on a descriptor table of its own: closes every descriptor
@@ -257,8 +265,6 @@ struct clone3_args {
  * execve) and then execs. */
 #define CHILD_STACK_SIZE (64 * 1024)
 
-/* 0: not tried yet, 1: works, -1: unavailable (use fork). */
-static atomic_int clone3_state;
 
 /* Runs in the child, on its own stack, sharing the parent's memory. */
 static int clone3_try_one(struct spawn_rec *s, const char *path, void *ctx) {
@@ -293,35 +299,6 @@ static int child_main(void *arg) {
   }
   s->err = exec_candidates(s, clone3_try_one, NULL);
   _exit(127);
-}
-
-/* clone3 with fn(arg) run in the child on the stack described by `ca`.
- * Returns the child's pid to the parent, or -errno.  The child never
- * returns here: it calls fn on its new stack and exits with its result. */
-static long clone3_run(struct clone3_args *ca, int (*fn)(void *), void *arg) {
-  long ret;
-  register void *r8 __asm__("r8") = (void *)fn;
-  register void *r9 __asm__("r9") = arg;
-
-  /* syscall preserves every register but rax, rcx and r11, and the child
-   * starts with the parent's registers and rsp = stack + stack_size. */
-  __asm__ volatile("syscall\n\t"
-                   "testq %%rax, %%rax\n\t"
-                   "jnz 1f\n\t"
-                   "xorl %%ebp, %%ebp\n\t"
-                   "andq $-16, %%rsp\n\t"
-                   "movq %%r9, %%rdi\n\t"
-                   "callq *%%r8\n\t"
-                   "movl %%eax, %%edi\n\t"
-                   "movl $60, %%eax\n\t" /* SYS_exit */
-                   "syscall\n\t"
-                   "hlt\n"
-                   "1:\n\t"
-                   : "=a"(ret)
-                   : "0"((long)__NR_clone3), "D"(ca), "S"(sizeof *ca),
-                     "r"(r8), "r"(r9)
-                   : "rcx", "r11", "memory", "cc");
-  return ret;
 }
 
 /* One child stack kept between spawns (a spawn that finds it taken maps
@@ -373,7 +350,7 @@ static int spawn_clone3(struct spawn_rec *s, pid_t *pid) {
    * took effect, nor in the parent while the child borrows its memory. */
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  r = clone3_run(&ca, child_main, s);
+  r = lspec__sys.clone3(&ca, sizeof ca, child_main, s);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   stack_give_back(stack);
 
@@ -388,7 +365,7 @@ static int spawn_clone3(struct spawn_rec *s, pid_t *pid) {
   atomic_store(&clone3_state, 1);
   if (s->err != 0) {
     /* The child exited without exec: reap it here, leaving no zombie. */
-    while (waitpid((pid_t)r, &st, 0) < 0 && errno == EINTR)
+    while (lspec__sys.waitpid((pid_t)r, &st, 0) == -EINTR)
       ;
     return -s->err;
   }
@@ -446,22 +423,21 @@ static int spawn_fork(struct spawn_rec *s, pid_t *pid) {
   pid_t child;
   ssize_t n;
 
-  if (pipe2(fds, O_CLOEXEC) != 0)
-    return -errno;
+  if ((e = lspec__sys.pipe2(fds, O_CLOEXEC)) < 0)
+    return e;
   /* No handler may run in the child before its reset. */
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  child = fork();
+  child = lspec__sys.fork();
   if (child == 0) {
     close(fds[0]);
     fork_child(s, fds[1]);
   }
-  e = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   close(fds[1]);
   if (child < 0) {
     close(fds[0]);
-    return -e;
+    return (int)child;
   }
   e = 0;
   do
@@ -470,7 +446,7 @@ static int spawn_fork(struct spawn_rec *s, pid_t *pid) {
   close(fds[0]);
   if (n == (ssize_t)sizeof e && e != 0) {
     /* The child exited without exec: reap it, leaving no zombie. */
-    while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+    while (lspec__sys.waitpid(child, &st, 0) == -EINTR)
       ;
     return -e;
   }
@@ -796,7 +772,7 @@ int lspec__loop_subprocess_exec(lspec_loop *loop, const char *const *argv,
     /* CPython closes the transport, which kills the child; reap it here so
      * that nothing is left behind. */
     kill(child, SIGKILL);
-    while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+    while (lspec__sys.waitpid(child, &st, 0) == -EINTR)
       ;
     goto exit;
   }

@@ -199,10 +199,10 @@ int lspec__reap(int pid, int *returncode) {
   int status = 0, r;
 
   do
-    r = waitpid(pid, &status, WNOHANG);
-  while (r < 0 && errno == EINTR);
+    r = lspec__sys.waitpid(pid, &status, WNOHANG);
+  while (r == -EINTR);
   if (r < 0)
-    return -errno;
+    return r;
   if (r == 0)
     return 0;
   if (returncode != NULL)

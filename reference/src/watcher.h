@@ -20,6 +20,7 @@
 #define LSPEC_REFERENCE_WATCHER_H
 
 #include "internal.h"
+#include "syscalls.h"
 
 #include <pthread.h>
 #include <stddef.h>

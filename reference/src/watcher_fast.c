@@ -114,8 +114,8 @@ static void fast_waitpid_all(lspec_watcher *w) {
       }
       status = 0;
       do
-        pid = waitpid(-1, &status, WNOHANG);
-      while (pid < 0 && errno == EINTR);
+        pid = lspec__sys.waitpid(-1, &status, WNOHANG);
+      while (pid == -EINTR);
       if (pid <= 0)
         break; /* 0: children still run; ECHILD: none left */
       batch[n] = (struct lspec__exit){lspec__children_take(w, pid), pid,

@@ -128,8 +128,6 @@ static atomic_int ml_in_flight;
 /* The process-wide SIGCHLD handler.  Only async-signal-safe operations. */
 static void on_sigchld(int sig) {
   int saved = errno, i, fd;
-  uint64_t one = 1;
-  ssize_t n;
 
   (void)sig;
   atomic_fetch_add(&ml_in_flight, 1);
@@ -137,10 +135,9 @@ static void on_sigchld(int sig) {
     fd = atomic_load(&ml_fd[i]) - 1;
     if (fd < 0)
       continue;
-    do
-      n = write(fd, &one, sizeof one);
-    while (n < 0 && errno == EINTR);
-    /* EAGAIN: the counter is saturated, the reaper awake anyway. */
+    /* EINTR retried; EAGAIN: the counter is saturated, the reaper awake
+     * anyway. */
+    (void)lspec__sys_wake(fd);
   }
   atomic_fetch_sub(&ml_in_flight, 1);
   errno = saved;
@@ -200,7 +197,7 @@ static int reaper_start(struct reaper *r) {
   pthread_attr_setstacksize(&attr, stack);
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  err = pthread_create(&r->thread, &attr, reaper_main, r);
+  err = -lspec__sys.pthread_create(&r->thread, &attr, reaper_main, r);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   if (err == 0)
@@ -223,7 +220,7 @@ static void wait_handlers(void) {
  * clean up by itself. */
 static void reaper_stop(struct reaper *r) {
   atomic_store(&r->stop, 1);
-  (void)eventfd_write(r->efd, 1);
+  (void)lspec__sys_wake(r->efd);
   wait_handlers(); /* no handler writes to efd any more */
   if (pthread_equal(r->thread, pthread_self())) {
     atomic_store(&r->orphan, 1);
@@ -261,8 +258,8 @@ static int install(lspec_watcher *w) {
     return lspec__fail_nomem("a MultiLoopChildWatcher's thread");
   }
   r->w = w;
-  if ((r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-    err = errno;
+  if ((r->efd = lspec__sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+    err = -r->efd;
     pthread_mutex_unlock(&ml_lock);
     free(r);
     return lspec__fail_errno(err, "MultiLoopChildWatcher: eventfd");
@@ -282,8 +279,7 @@ static int install(lspec_watcher *w) {
   sa.sa_handler = on_sigchld;
   sa.sa_flags = SA_RESTART; /* CPython: signal.siginterrupt(SIGCHLD, False) */
   sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGCHLD, &sa, &st->saved) != 0) {
-    err = errno;
+  if ((err = -lspec__sys.sigaction(SIGCHLD, &sa, &st->saved)) != 0) {
     atomic_store(&ml_fd[slot], 0);
     pthread_mutex_unlock(&ml_lock);
     reaper_stop(r);
@@ -298,7 +294,7 @@ static int install(lspec_watcher *w) {
   ml_newest = st;
   st->installed = 1;
   /* A first pass: children registered while nothing was installed. */
-  (void)eventfd_write(r->efd, 1);
+  (void)lspec__sys_wake(r->efd);
   pthread_mutex_unlock(&ml_lock);
   return LSPEC_OK;
 }

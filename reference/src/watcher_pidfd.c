@@ -207,11 +207,10 @@ static int wait_exited(int pid) {
     /* Readable means exited, so this does not block in practice; CPython
      * waits without WNOHANG here too. */
     do
-      r = waitpid(pid, &status, 0);
-    while (r < 0 && errno == EINTR);
+      r = lspec__sys.waitpid(pid, &status, 0);
+    while (r == -EINTR);
     if (r == pid)
       return lspec__returncode(status);
-    r = -errno;
   }
   if (r == 1)
     return rc;
@@ -395,6 +394,12 @@ static int pidfd_add_child_handler(lspec_watcher *w, int pid,
     if (fd == -ESRCH)
       rc = lspec__fail(LSPEC_E_PROCESS_LOOKUP, "[Errno %d] %s", ESRCH,
                        strerror(ESRCH));
+    else if (fd == -ENOSYS)
+      /* The page: pidfds "only work on recent (5.3+) kernels". */
+      rc = lspec__fail_errno(ENOSYS, "pidfd_open(%d): PidfdChildWatcher "
+                                     "needs pidfd_open, which Linux has "
+                                     "from 5.3 on (not this kernel, or a "
+                                     "filter refuses it)", pid);
     else
       rc = lspec__fail_errno(-fd, "pidfd_open(%d)", pid);
     goto out;

@@ -83,9 +83,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
@@ -153,11 +150,12 @@ static int orphan_settled(const struct orphan *o) {
   if (o->pidfd >= 0) {
     memset(&si, 0, sizeof si);
     do
-      r = waitid((idtype_t)P_PIDFD, (id_t)o->pidfd, &si, WEXITED | WNOHANG);
-    while (r < 0 && errno == EINTR);
+      r = lspec__sys.waitid((idtype_t)P_PIDFD, (id_t)o->pidfd, &si,
+                            WEXITED | WNOHANG);
+    while (r == -EINTR);
     if (r == 0)
       return si.si_pid != 0;
-    if (errno != EINVAL)
+    if (r != -EINVAL)
       return 1; /* ECHILD: reaped elsewhere */
     /* No P_PIDFD (Linux < 5.4): the pidfd still says whether it exited,
      * and while it is an unreaped zombie its pid cannot be reused. */
@@ -219,11 +217,6 @@ static void orphan_add(int pid, int pidfd) {
 /* ------------------------------------------------------------------------ */
 /* The waiting thread.                                                       */
 /* ------------------------------------------------------------------------ */
-
-static int pidfd_open(int pid) {
-  long r = syscall(SYS_pidfd_open, pid, 0);
-  return r < 0 ? -1 : (int)r;
-}
 
 /* With a pidfd: blocks, without the lock, until the child exited or close
  * wrote the stop eventfd; the caller then looks again under the lock. */
@@ -353,10 +346,10 @@ static int waiter_start(struct waiter *wt, unsigned n) {
 #if defined(__GLIBC__) && __GLIBC_PREREQ(2, 32)
   /* The thread starts with the mask: no mask change in this thread. */
   if ((err = pthread_attr_setsigmask_np(&attr, &all)) == 0)
-    err = pthread_create(&wt->thread, &attr, waiter_main, wt);
+    err = -lspec__sys.pthread_create(&wt->thread, &attr, waiter_main, wt);
 #else
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  err = pthread_create(&wt->thread, &attr, waiter_main, wt);
+  err = -lspec__sys.pthread_create(&wt->thread, &attr, waiter_main, wt);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 #endif
   pthread_attr_destroy(&attr);
@@ -439,8 +432,9 @@ static int threaded_add(lspec_watcher *w, int pid, lspec_child_callback cb,
     goto out;
   }
   if (st->stopfd < 0 &&
-      (st->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-    rc = lspec__fail_errno(errno, "add_child_handler: eventfd");
+      (st->stopfd = lspec__sys.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+    rc = lspec__fail_errno(-st->stopfd, "add_child_handler: eventfd");
+    st->stopfd = -1;
     goto out;
   }
   if ((wt = calloc(1, sizeof *wt)) == NULL ||
@@ -454,7 +448,8 @@ static int threaded_add(lspec_watcher *w, int pid, lspec_child_callback cb,
   wt->stopfd = st->stopfd;
   wt->gen = st->gen;
   /* ESRCH (gone already), ENOSYS, EMFILE...: the waitid path settles it. */
-  wt->pidfd = pidfd_open(pid);
+  if ((wt->pidfd = lspec__sys.pidfd_open(pid, 0)) < 0)
+    wt->pidfd = -1;
   c->cb = cb;
   c->arg = arg;
   c->loop = LSPEC_PLANTED(CW_THR_003) ? NULL : loop; /* planted: no loop */
@@ -538,8 +533,7 @@ static int threaded_close(lspec_watcher *w) {
   pthread_mutex_unlock(&w->lock);
 
   if (stopfd >= 0)
-    while (eventfd_write(stopfd, 1) < 0 && errno == EINTR)
-      ;
+    (void)lspec__sys_wake(stopfd); /* EINTR retried */
   for (wt = list; wt != NULL; wt = wt->next)
     waiter_join(wt);
   for (; done != NULL; done = next) {

@@ -440,7 +440,7 @@ ONE_TEST(subprocess, spawn_keeps_0_1_2_only_without_close_range) {
   lspec__sys.close_range = sx_no_close_range;
   lspec__spawn_forget_probes();
   sx_check_inherits_0_1_2_only();
-  lspec__sys.close_range = lspec__sys_close_range;
+  lspec__sys.close_range = lspec__sys_real.close_range;
   lspec__spawn_forget_probes();
 }
 

@@ -505,7 +505,7 @@ ONE_TEST(pidfd, enosys) {
   pid = ph_spawn_sleeper();
   lspec__sys.pidfd_open = fake_pidfd_open_enosys;
   cr_assert(eq(int, ph_add_in_loop(loop, w, pid, &rec), LSPEC_E_OS));
-  lspec__sys.pidfd_open = lspec__sys_pidfd_open;
+  lspec__sys.pidfd_open = lspec__sys_real.pidfd_open;
   cr_assert(eq(int, I->last_errno(), ENOSYS));
   cr_assert(eq(int, I->watcher_remove_child_handler(w, pid), 0),
             "nothing was registered");
