@@ -11,7 +11,8 @@
  * A fault is made to look like what the kernel would do, so that the code
  * under test meets a situation that can really happen:
  *  - ECHILD from waitpid/waitid means someone else reaped the child: the
- *    fake reaps it first (waiting for it to end if it still runs);
+ *    fake reaps it first; a child that still runs cannot have been reaped
+ *    yet, so then the fake injects nothing (fh_fired stays 0);
  *  - EAGAIN from a write to an eventfd means its counter is full, so the
  *    descriptor is readable: the fake writes, then reports EAGAIN;
  *  - EINTR from waitpid, waitid or write: nothing happened, the caller
@@ -94,14 +95,20 @@ static pid_t fh_fork(void) {
   return e ? -e : lspec__sys_real.fork();
 }
 
+/* ECHILD: someone else reaped the child - if it has ended.  A child that
+ * still runs cannot have been reaped: then nothing is injected. */
 static pid_t fh_waitpid(pid_t pid, int *status, int options) {
   int e = fh_hit(FH_WAITPID), st;
+  pid_t r;
   if (e == ECHILD) {
-    /* Someone else reaps it (or every child, for pid -1) first. */
-    while (lspec__sys_real.waitpid(pid, &st, options & ~WNOHANG) > 0) {
+    while ((r = lspec__sys_real.waitpid(pid, &st, options | WNOHANG)) > 0) {
       atomic_fetch_add(&fh_stolen, 1);
       if (pid != -1)
         break;
+    }
+    if (atomic_load(&fh_stolen) == 0 && r == 0) {
+      atomic_fetch_sub(&fh_hits[FH_WAITPID], 1); /* nothing to steal */
+      e = 0;
     }
   }
   return e ? -e : lspec__sys_real.waitpid(pid, status, options);
@@ -111,10 +118,15 @@ static int fh_waitid(idtype_t idtype, id_t id, siginfo_t *info, int options) {
   int e = fh_hit(FH_WAITID);
   siginfo_t si;
   memset(&si, 0, sizeof si);
-  if (e == ECHILD && lspec__sys_real.waitid(idtype, id, &si,
-                                            options & ~WNOHANG) == 0 &&
-      si.si_pid != 0)
-    atomic_fetch_add(&fh_stolen, 1);
+  if (e == ECHILD) {
+    if (lspec__sys_real.waitid(idtype, id, &si, options | WNOHANG) == 0 &&
+        si.si_pid != 0) {
+      atomic_fetch_add(&fh_stolen, 1);
+    } else {
+      atomic_fetch_sub(&fh_hits[FH_WAITID], 1); /* nothing to steal */
+      e = 0;
+    }
+  }
   return e ? -e : lspec__sys_real.waitid(idtype, id, info, options);
 }
 

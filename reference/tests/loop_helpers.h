@@ -93,14 +93,10 @@ static inline void lt_child_exit(int code) {
   _exit(code);
 }
 
-/* Runs body(backend) between a baseline and a leak check. */
-static inline void lt_run(void (*body)(int), int backend) {
-  int fds, threads;
-  siginfo_t info;
-
+/* ThreadSanitizer starts a background thread of its own at the first
+ * pthread_create; a baseline of threads is taken after this. */
+static inline void lt_sanitizer_warm_up(void) {
 #ifdef __SANITIZE_THREAD__
-  /* ThreadSanitizer starts a background thread of its own at the first
-   * pthread_create; have it started before the baseline. */
   pthread_t warm;
   pid_t warm_tid = 0;
   if (pthread_create(&warm, NULL, lt_tid_thread, &warm_tid) == 0) {
@@ -108,6 +104,14 @@ static inline void lt_run(void (*body)(int), int backend) {
     lt_wait_thread_gone(warm_tid);
   }
 #endif
+}
+
+/* Runs body(backend) between a baseline and a leak check. */
+static inline void lt_run(void (*body)(int), int backend) {
+  int fds, threads;
+  siginfo_t info;
+
+  lt_sanitizer_warm_up();
   fds = lt_count_entries("/proc/self/fd");
   threads = lt_count_entries("/proc/self/task");
 

@@ -27,6 +27,8 @@
 
 #include "fault_helpers.h"
 
+#include <fcntl.h>
+
 TestSuite(faults, .timeout = 300);
 
 static const char *const fx_argv[] = {"/bin/sh", "-c", "exit 3", NULL};
@@ -40,6 +42,7 @@ struct fx_run {
   struct ph_rec rec; /* the exit callback */
   int fired;        /* the armed fault was injected */
   int stolen;       /* children it reaped behind the watcher's back */
+  int quiet;        /* no callback is due even when all goes well */
 };
 
 enum { STEP_LOOP = 1, STEP_WATCHER, STEP_ATTACH, STEP_POLICY, STEP_EXEC };
@@ -174,6 +177,15 @@ static void fx_check(int kind, int e, int nth, int err,
               what, nth, strerror(err));
     return;
   }
+  if (run->quiet) {
+    cr_assert(eq(int, calls, 0), "%s #%d -> %s: a callback after close",
+              what, nth, strerror(err));
+    if (fired)
+      cr_assert(fx_absorbed(kind, e, err) || run->stolen > 0,
+                "%s #%d -> %s was injected and nothing failed", what, nth,
+                strerror(err));
+    return;
+  }
   if (fired && run->stolen > 0) {
     /* Reaped behind the watcher's back. */
     if (kind == LSPEC_WATCHER_FAST) {
@@ -213,9 +225,177 @@ static void fx_no_leak(int fds, int threads, const char *what, int nth,
               what, nth, strerror(err));
 }
 
+/* --- the watch scenario: add_child_handler for our own child --------------- */
+
+/* A child that exits 5 once it reads a byte from `fd` (the parent holds
+ * the other end): it runs while it is registered. */
+static int fx_spawn_held(int *release_fd) {
+  int p[2], fd;
+  char byte;
+  pid_t pid;
+
+  cr_assert(eq(int, pipe2(p, O_CLOEXEC), 0));
+  pid = fork();
+  cr_assert(ne(int, pid, -1), "fork: %s", strerror(errno));
+  if (pid == 0) {
+    for (fd = 3; fd < 1024; fd++)
+      if (fd != p[0])
+        close(fd);
+    while (read(p[0], &byte, 1) < 0 && errno == EINTR)
+      ;
+    _exit(5);
+  }
+  close(p[0]);
+  *release_fd = p[1];
+  return pid;
+}
+
+struct fx_add {
+  lspec_watcher *w;
+  int pid;
+  struct fx_run *run;
+  int rc;
+};
+
+static void fx_add_cb(void *arg) {
+  struct fx_add *a = arg;
+  lspec_watcher *entered = NULL;
+  /* Fast wants registrations inside its context (the child is held, so it
+   * cannot end before the enter). */
+  int fast = I->watcher_kind(a->w) == LSPEC_WATCHER_FAST;
+  if (fast)
+    cr_assert(eq(int, I->watcher_enter(a->w, &entered), LSPEC_OK), "%s",
+              I->last_error());
+  a->rc = I->watcher_add_child_handler(a->w, a->pid, ph_rec_cb, &a->run->rec);
+  if (a->rc != LSPEC_OK) {
+    a->run->err = I->last_errno();
+    snprintf(a->run->msg, sizeof a->run->msg, "%s", I->last_error());
+  }
+  if (fast) {
+    cr_assert(eq(int, I->watcher_exit(a->w), LSPEC_OK), "%s",
+              I->last_error());
+    I->watcher_release(entered);
+  }
+}
+
+/* A loop, a watcher attached to it, a running child registered from a loop
+ * callback; the child is let go once the watcher waits, and the loop runs
+ * until the exit (5) is reported.  A child whose registration failed is
+ * killed and reaped here, as CPython's transport would.  The returncode the
+ * checks expect is 3, so the recorder is rewritten: 5 -> 3. */
+static void fx_watch(int kind, int backend, double wait_s,
+                     struct fx_run *run) {
+  lspec_loop *loop = NULL;
+  lspec_watcher *w = NULL;
+  struct fx_add a = {0};
+  int rc, release, pid, st;
+
+  memset(run, 0, sizeof *run);
+  if ((rc = I->loop_new(backend, &loop)) != LSPEC_OK) {
+    fx_fail(run, STEP_LOOP, rc);
+    return;
+  }
+  if ((rc = I->watcher_new(kind, &w)) != LSPEC_OK) {
+    fx_fail(run, STEP_WATCHER, rc);
+    goto close_loop;
+  }
+  if ((rc = I->watcher_attach_loop(w, loop)) != LSPEC_OK) {
+    fx_fail(run, STEP_ATTACH, rc);
+    goto close_watcher;
+  }
+  pid = fx_spawn_held(&release);
+  a.w = w;
+  a.pid = pid;
+  a.run = run;
+  cr_assert(eq(int, I->loop_call_soon(loop, fx_add_cb, &a, NULL), LSPEC_OK));
+  lt_one_iteration(loop);
+  if (a.rc != LSPEC_OK) {
+    run->failed_step = STEP_EXEC;
+    run->status = a.rc;
+    close(release);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+      ;
+  } else {
+    lt_run_for(loop, 0.002); /* the watcher waits for a running child */
+    close(release);          /* end of file: it exits 5 */
+    (void)I->loop_run_until(loop, ph_rec_called, &run->rec, wait_s);
+    if (run->rec.returncode == 5)
+      run->rec.returncode = 3;
+  }
+  lt_run_for(loop, 0.005);
+close_watcher:
+  cr_assert(eq(int, I->watcher_close(w), LSPEC_OK), "watcher_close: %s",
+            I->last_error());
+  I->watcher_release(w);
+  /* Safe, Fast, MultiLoop and Pidfd leave a child reaped behind their
+   * back, or never registered, to its parent. */
+close_loop:
+  lt_run_for(loop, 0.002);
+  cr_assert(eq(int, I->loop_close(loop), LSPEC_OK), "loop_close: %s",
+            I->last_error());
+  I->loop_release(loop);
+}
+
+/* --- the orphan scenario (Threaded): closed while its child runs ------------ */
+
+/* A Threaded watcher closed while its child runs hands the child to the
+ * process-wide orphan sweep; once the child exits, the next close of any
+ * Threaded watcher reaps it (waitid on its pidfd).  No callback is due. */
+static void fx_orphan(int kind, int backend, double wait_s,
+                      struct fx_run *run) {
+  lspec_loop *loop = NULL;
+  lspec_watcher *w = NULL, *w2 = NULL;
+  struct fx_add a = {0};
+  int rc, release, pid;
+  siginfo_t si;
+
+  (void)wait_s;
+  memset(run, 0, sizeof *run);
+  if ((rc = I->loop_new(backend, &loop)) != LSPEC_OK) {
+    fx_fail(run, STEP_LOOP, rc);
+    return;
+  }
+  cr_assert(eq(int, I->watcher_new(kind, &w), LSPEC_OK));
+  pid = fx_spawn_held(&release);
+  a.w = w;
+  a.pid = pid;
+  a.run = run;
+  cr_assert(eq(int, I->loop_call_soon(loop, fx_add_cb, &a, NULL), LSPEC_OK));
+  lt_one_iteration(loop);
+  if (a.rc != LSPEC_OK) {
+    run->failed_step = STEP_EXEC;
+    run->status = a.rc;
+  }
+  cr_assert(eq(int, I->watcher_close(w), LSPEC_OK), "watcher_close: %s",
+            I->last_error());
+  I->watcher_release(w);
+  close(release); /* now it exits */
+  memset(&si, 0, sizeof si);
+  while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) < 0 &&
+         errno == EINTR)
+    ;
+  /* The sweep runs on every close of a Threaded watcher. */
+  cr_assert(eq(int, I->watcher_new(kind, &w2), LSPEC_OK));
+  cr_assert(eq(int, I->watcher_close(w2), LSPEC_OK));
+  I->watcher_release(w2);
+  if (run->failed_step != 0)
+    ph_reap(pid); /* never registered: ours to reap */
+  else
+    cr_assert(eq(int, ph_is_zombie(pid), 0),
+              "the sweep left the orphan a zombie");
+  /* No callback is due: the watcher was closed before the exit. */
+  run->quiet = 1;
+  lt_run_for(loop, 0.002);
+  cr_assert(eq(int, I->loop_close(loop), LSPEC_OK));
+  I->loop_release(loop);
+}
+
+typedef void (*fx_scenario_fn)(int kind, int backend, double wait_s,
+                               struct fx_run *run);
+
 /* The sweep: a clean run counts each entry's calls; then each entry fails
  * at each of those calls (and one more) with each of its errors. */
-static void fx_sweep(int kind, int backend) {
+static void fx_sweep_with(fx_scenario_fn scenario, int kind, int backend) {
   struct fx_run run;
   int counts[FH_COUNT], e, nth, k, err, fds, threads, runs = 0;
   double wait_s;
@@ -223,10 +403,11 @@ static void fx_sweep(int kind, int backend) {
   if (kind == LSPEC_WATCHER_PIDFD && !ph_have_pidfd())
     cr_skip_test("no pidfd_open here (Linux < 5.3, a filter, or valgrind)");
   ph_setup(LSPEC_PROFILE_3_11);
+  lt_sanitizer_warm_up();
   fds = lt_count_entries("/proc/self/fd");
   threads = lt_count_entries("/proc/self/task");
   fh_install();
-  fx_scenario(kind, backend, 10.0, &run);
+  scenario(kind, backend, 10.0, &run);
   fx_check(kind, FH_COUNT, 0, 0, &run);
   for (e = 0; e < FH_COUNT; e++)
     counts[e] = fh_count(e);
@@ -241,7 +422,7 @@ static void fx_sweep(int kind, int backend) {
          * for it. */
         wait_s = kind == LSPEC_WATCHER_FAST && err == ECHILD ? 0.2 : 10.0;
         fh_arm(e, nth, err);
-        fx_scenario(kind, backend, wait_s, &run);
+        scenario(kind, backend, wait_s, &run);
         run.fired = fh_fired(e);
         run.stolen = fh_stolen_children();
         fh_arm(FH_COUNT, 0, 0);
@@ -256,9 +437,35 @@ static void fx_sweep(int kind, int backend) {
   cr_log_info("%d faulted runs", runs);
 }
 
+static void fx_sweep(int kind, int backend) {
+  fx_sweep_with(fx_scenario, kind, backend);
+}
+
 Test(faults, threaded) { fx_sweep(LSPEC_WATCHER_THREADED, LSPEC_BACKEND_EPOLL); }
 Test(faults, multiloop) { fx_sweep(LSPEC_WATCHER_MULTILOOP, LSPEC_BACKEND_EPOLL); }
 Test(faults, safe) { fx_sweep(LSPEC_WATCHER_SAFE, LSPEC_BACKEND_EPOLL); }
 Test(faults, fast) { fx_sweep(LSPEC_WATCHER_FAST, LSPEC_BACKEND_EPOLL); }
 Test(faults, pidfd) { fx_sweep(LSPEC_WATCHER_PIDFD, LSPEC_BACKEND_EPOLL); }
 Test(faults, pidfd_poll) { fx_sweep(LSPEC_WATCHER_PIDFD, LSPEC_BACKEND_POLL); }
+
+/* The same, registering a running child of our own. */
+Test(faults, watch_threaded) {
+  fx_sweep_with(fx_watch, LSPEC_WATCHER_THREADED, LSPEC_BACKEND_EPOLL);
+}
+Test(faults, watch_multiloop) {
+  fx_sweep_with(fx_watch, LSPEC_WATCHER_MULTILOOP, LSPEC_BACKEND_EPOLL);
+}
+Test(faults, watch_safe) {
+  fx_sweep_with(fx_watch, LSPEC_WATCHER_SAFE, LSPEC_BACKEND_EPOLL);
+}
+Test(faults, watch_fast) {
+  fx_sweep_with(fx_watch, LSPEC_WATCHER_FAST, LSPEC_BACKEND_EPOLL);
+}
+Test(faults, watch_pidfd) {
+  fx_sweep_with(fx_watch, LSPEC_WATCHER_PIDFD, LSPEC_BACKEND_EPOLL);
+}
+
+/* Threaded's orphans: the sweep's waitid. */
+Test(faults, orphan_threaded) {
+  fx_sweep_with(fx_orphan, LSPEC_WATCHER_THREADED, LSPEC_BACKEND_EPOLL);
+}
