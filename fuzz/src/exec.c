@@ -1176,14 +1176,7 @@ static void cleanup(struct exec *x, const struct lspec_fuzz_baseline *base) {
     }
   }
   x->op = -1;
-  /* LSPEC_FUZZ_KNOWN names open findings to tolerate (fuzz/README.md); F3:
-   * a loop released while subprocess exits were owed to it keeps its
-   * descriptors. */
-  const char *known = getenv("LSPEC_FUZZ_KNOWN");
-  int excuse = x->m.owed_loops_gone > 0 && known != NULL && strstr(known, "F3");
-  if (excuse && x->trace)
-    fprintf(x->trace, "  (known finding F3 applies: extra descriptors tolerated)\n");
-  const char *clause = lspec_fuzz_leak_check(base, excuse, why, sizeof why);
+  const char *clause = lspec_fuzz_leak_check(base, why, sizeof why);
   if (clause)
     find(x, clause, "%s", why);
 }

@@ -30,9 +30,8 @@ struct lspec_fuzz_baseline {
   int nchildren, children[8]; /* children present before (a driver's own) */
 };
 void lspec_fuzz_baseline_take(struct lspec_fuzz_baseline *b);
-/* Returns NULL, or a clause id with text in why.  `fds_excused`: extra
- * descriptors are a known finding's (LSPEC_FUZZ_KNOWN), not reported. */
+/* Returns NULL, or a clause id with text in why. */
 const char *lspec_fuzz_leak_check(const struct lspec_fuzz_baseline *b,
-                                  int fds_excused, char *why, size_t n);
+                                  char *why, size_t n);
 
 #endif /* LSPEC_FUZZ_EXEC_H */

@@ -86,14 +86,6 @@ void lspec_fuzz_model_loop_unref(struct lspec_fuzz_model *m, int l, int *ref) {
   struct lspec_fuzz_mloop *lp = &m->loops[l];
   (*ref)--;
   if (lp->ours + lp->ctx_refs + lp->attach_refs == 0 && !lp->gone) {
-    for (int i = 0; i < LSPEC_FUZZ_MAX_REGS; i++) {
-      const struct lspec_fuzz_mreg *r = &m->regs[i];
-      if (r->used && r->loop == l && r->child >= 0 &&
-          m->children[r->child].exec && r->state != LSPEC_FUZZ_REG_FIRED) {
-        m->owed_loops_gone++;
-        break;
-      }
-    }
     lspec_fuzz_model_loop_closed(m, l); /* the last release closes */
     lp->gone = 1;
   }

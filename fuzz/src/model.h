@@ -87,9 +87,6 @@ struct lspec_fuzz_model {
   int pol_set[LSPEC_FUZZ_THREADS];     /* set_event_loop was called */
   int sigchld_conflict; /* two SIGCHLD users were alive at once (sticky) */
   int fast_seen;        /* a Fast watcher was attached (sticky) */
-  /* Loops that went (our last reference dropped) while a subprocess exit
-   * owed to them had not arrived: finding F3's situation. */
-  int owed_loops_gone;
 };
 
 void lspec_fuzz_model_init(struct lspec_fuzz_model *m, int profile);

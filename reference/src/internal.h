@@ -124,10 +124,13 @@ LSPEC__HIDDEN int lspec__loop_call_soon_threadsafe(lspec_loop *loop,
  * id: loop_cancel cannot reach them).  lspec__loop_post runs cb(arg); when
  * the loop is closed before it runs, dispose(arg) is called instead (if not
  * NULL), by the thread that closes it, so what arg holds is given back.
- * A post with a dispose function must hold a reference to the loop until it
- * runs or is disposed of: then a loop's last release (which closes it if
- * needed) never finds one queued, and dispose never runs inside a release
- * made under some other lock.
+ * A post whose dispose function takes a lock or releases a reference must
+ * hold a reference to the loop until it runs or is disposed of: then a
+ * loop's last release (which closes it if needed) never finds one queued,
+ * and such a dispose never runs inside a release made under some other
+ * lock.  A post whose dispose only frees memory need not (subprocess.c's
+ * exit trampolines): a loop its user abandons with one queued is then
+ * freed, and disposes of it, at its last release.
  * lspec__loop_post_child runs ccb(pid, returncode, arg) and needs no
  * allocation beyond the loop's pooled handle: the child-exit hot path. */
 /* Takes a reference unless the loop is already at its last release (its
@@ -136,6 +139,10 @@ LSPEC__HIDDEN int lspec__loop_tryretain(lspec_loop *loop);
 /* subprocess.c: forgets (frees) the exit trampolines of children spawned
  * from `loop`, which is being closed.  Called by the loop's close. */
 LSPEC__HIDDEN void lspec__subprocess_loop_closed(lspec_loop *loop);
+/* subprocess.c: takes / gives back the exit registry's lock around fork();
+ * called by the policy's fork handlers, which order every lock. */
+LSPEC__HIDDEN void lspec__subprocess_fork_prepare(void);
+LSPEC__HIDDEN void lspec__subprocess_fork_release(void);
 LSPEC__HIDDEN int lspec__loop_post(lspec_loop *loop, lspec_callback cb,
                                    void *arg, lspec_callback dispose);
 LSPEC__HIDDEN int lspec__loop_post_child(lspec_loop *loop,

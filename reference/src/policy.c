@@ -722,15 +722,21 @@ static void fork_prepare(void) {
   fork_from_main = lspec__is_main_thread();
   pthread_mutex_lock(&global_lock);
   pthread_mutex_lock(&ctx_lock);
+  lspec__subprocess_fork_prepare(); /* taken last: a loop's close takes it */
 }
 
 static void fork_parent(void) {
+  lspec__subprocess_fork_release();
   pthread_mutex_unlock(&ctx_lock);
   pthread_mutex_unlock(&global_lock);
 }
 
 static void fork_child(void) {
-  /* The child's only thread is the one that forked and owns both locks. */
+  /* The child's only thread is the one that forked and owns every lock;
+   * all are given back before the child closes any loop below (one
+   * handler for all, so that their order is ours, not the order in which
+   * separate handlers happened to be registered). */
+  lspec__subprocess_fork_release();
   pthread_mutex_unlock(&ctx_lock);
   pthread_mutex_unlock(&global_lock);
   if (!fork_from_main)

@@ -609,34 +609,29 @@ void lspec__subprocess_loop_closed(lspec_loop *loop) {
   }
 }
 
-static void reg_fork_prepare(void) { pthread_mutex_lock(&reg_lock); }
-static void reg_fork_release(void) { pthread_mutex_unlock(&reg_lock); }
+/* Around fork(), called by the policy's fork handlers (policy.c), which
+ * order every lock of the reference: the registry's is taken last and, in
+ * the child, given back first, before the child closes any loop (a loop's
+ * close takes it). */
+void lspec__subprocess_fork_prepare(void) { pthread_mutex_lock(&reg_lock); }
+void lspec__subprocess_fork_release(void) { pthread_mutex_unlock(&reg_lock); }
 
-__attribute__((constructor)) static void reg_register_fork_handlers(void) {
-  pthread_atfork(reg_fork_prepare, reg_fork_release, reg_fork_release);
-}
-
-/* A loop closed before the exit reached the caller: give back the
- * trampoline and its loop reference (the exit is lost with the loop, as in
- * CPython). */
-static void tramp_dispose(void *p) {
-  struct exit_tramp *t = p;
-  lspec_loop *loop = t->loop;
-
-  free(t);
-  lspec__loop_release(loop); /* whoever closes the loop holds another */
-}
+/* The loop was closed, or freed at its last release, before the exit
+ * reached the caller: the exit is lost with the loop, as in CPython.  Only
+ * frees memory: it may run inside any release of the loop.  A queued
+ * trampoline holds no loop reference, so a loop its user abandoned with an
+ * exit still queued is not kept alive by it (CPython's collector frees such
+ * a loop and its queue together). */
+static void tramp_dispose(void *p) { free(p); }
 
 /* Second hop, one iteration later: the caller's callback (CPython's
  * transport._process_exited calling protocol.process_exited through
  * call_soon). */
 static void tramp_final(void *p) {
   struct exit_tramp *t = p;
-  lspec_loop *loop = t->loop;
 
   t->cb(t->pid, t->returncode, t->arg);
   free(t);
-  lspec__loop_release(loop); /* whoever runs the loop holds another */
 }
 
 /* First hop, in the spawning loop's thread (CPython's
@@ -659,6 +654,8 @@ static void warn_loop_closed(int pid) {
  * the registry id. */
 static void tramp_exit(int pid, int returncode, void *p) {
   struct exit_tramp *t;
+  lspec_loop *loop;
+  int rc;
 
   pthread_mutex_lock(&reg_lock);
   t = reg_take_locked((uintptr_t)p);
@@ -674,14 +671,20 @@ static void tramp_exit(int pid, int returncode, void *p) {
   }
   t->pid = pid;
   t->returncode = returncode;
+  loop = t->loop; /* once posted, t belongs to the loop */
   if (LSPEC_PLANTED(SUB_EXEC_003)) { /* planted: in the watcher's thread */
     tramp_final(t);
+    lspec__loop_release(loop);
     return;
   }
-  if (lspec__loop_post(t->loop, tramp_run, t, tramp_dispose) == LSPEC_OK)
-    return;
-  warn_loop_closed(pid); /* closed since: the exit cannot be delivered */
-  tramp_dispose(t);
+  /* Our reference keeps the loop alive while we post; the queued
+   * trampoline holds none (tramp_dispose). */
+  if ((rc = lspec__loop_post(loop, tramp_run, t, tramp_dispose)) !=
+      LSPEC_OK) {
+    warn_loop_closed(pid); /* closed since: the exit cannot be delivered */
+    free(t);
+  }
+  lspec__loop_release(loop); /* may be the last: then t is disposed of */
 }
 
 /* Planted bug SUB_WATCHER_001: the current policy's base method, which

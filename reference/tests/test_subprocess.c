@@ -662,3 +662,118 @@ ONE_TEST(subprocess, loop_closed_under_a_silent_watcher) {
   I->policy_release(p);
   ph_free_watcher(w);
 }
+
+/* --- fork() and the exit registry's lock ------------------------------------ */
+
+/* A worker thread whose context holds the last reference to its loop (3.12:
+ * the forked child forgets every context, closing such loops; a loop's
+ * close takes the exit registry's lock).  The worker stays alive until the
+ * test lets it go, so its context is there at the fork. */
+struct sx_ctx_worker {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int ready, go;
+};
+
+static void *sx_ctx_worker_main(void *arg) {
+  struct sx_ctx_worker *c = arg;
+  lspec_loop *loop = NULL;
+
+  if (I->loop_new(LSPEC_BACKEND_DEFAULT, &loop) == LSPEC_OK) {
+    (void)I->set_event_loop(loop);
+    I->loop_release(loop); /* the context's is the last reference */
+  }
+  pthread_mutex_lock(&c->lock);
+  c->ready = 1;
+  pthread_cond_broadcast(&c->cond);
+  while (!c->go)
+    pthread_cond_wait(&c->cond, &c->lock);
+  pthread_mutex_unlock(&c->lock);
+  if (loop != NULL) {
+    (void)I->get_event_loop(&loop);
+    (void)I->set_event_loop(NULL);
+    I->loop_close(loop);
+    I->loop_release(loop);
+  }
+  return NULL;
+}
+
+/* A plain fork() while such a context exists: the child's fork handler
+ * closes the loop and must find every lock given back first (it used to
+ * wait forever for the registry's, whose handler ran after the policy's). */
+Test(subprocess, fork_closing_a_worker_loop_does_not_hang, .timeout = 30) {
+  struct sx_ctx_worker c = {PTHREAD_MUTEX_INITIALIZER,
+                            PTHREAD_COND_INITIALIZER, 0, 0};
+  pthread_t t;
+  pid_t pid;
+  int status = 0, i, r = 0;
+
+  ph_setup(LSPEC_PROFILE_3_12);
+  cr_assert(eq(int, pthread_create(&t, NULL, sx_ctx_worker_main, &c), 0));
+  pthread_mutex_lock(&c.lock);
+  while (!c.ready)
+    pthread_cond_wait(&c.cond, &c.lock);
+  pthread_mutex_unlock(&c.lock);
+
+  pid = fork();
+  if (pid == 0)
+    _exit(7); /* the fork handlers have run by now */
+  cr_assert(gt(int, pid, 0), "fork: %s", strerror(errno));
+  for (i = 0; i < 500 && (r = waitpid(pid, &status, WNOHANG)) == 0; i++)
+    lt_nap(10);
+  if (r == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  pthread_mutex_lock(&c.lock);
+  c.go = 1;
+  pthread_cond_broadcast(&c.cond);
+  pthread_mutex_unlock(&c.lock);
+  pthread_join(t, NULL);
+  cr_assert(eq(int, r, pid), "the forked child hung in its fork handler");
+  cr_assert(eq(int, WIFEXITED(status) ? WEXITSTATUS(status) : -1, 7));
+}
+
+/* --- an abandoned loop with an exit queued ----------------------------------- */
+
+static int sx_gone(void *arg) { return kill(*(int *)arg, 0) != 0; }
+
+/* subprocess_exec's exit is queued to a loop its user then releases without
+ * running or closing it: the queued exit must not keep the loop (and its
+ * descriptors) alive.  A Safe watcher attached to another loop notices the
+ * exit there and hands it to the spawning loop; the spawning loop's last
+ * release then closes it ("unclosed event loop") and drops the exit;
+ * lt_run checks that no descriptor is left. */
+ONE_TEST(subprocess, abandoned_loop_with_an_exit_queued_is_freed) {
+  static const char *const argv[] = {"/bin/sh", "-c", "exit 4", NULL};
+  lspec_loop *loop = lt_new_loop(backend), *main_loop = lt_new_loop(backend);
+  struct ph_rec rec = {0};
+  struct sx_call c = {loop, argv, &rec, 0, 0, 0, {0}};
+  lspec_watcher *w = NULL;
+  lspec_policy *p;
+  int i;
+
+  ph_setup(LSPEC_PROFILE_3_11);
+  cr_assert(eq(int, I->watcher_new(LSPEC_WATCHER_SAFE, &w), LSPEC_OK));
+  cr_assert(eq(int, I->watcher_attach_loop(w, main_loop), LSPEC_OK), "%s",
+            I->last_error());
+  p = sx_install_watcher_policy(w);
+  /* Safe is active while its loop runs: ask for the spawn from there. */
+  cr_assert(eq(int, I->loop_call_soon(main_loop, sx_exec_cb, &c, NULL),
+               LSPEC_OK));
+  lt_one_iteration(main_loop);
+  cr_assert(eq(int, c.rc, LSPEC_OK), "subprocess_exec: %s", c.msg);
+  /* The main loop's SIGCHLD handler reaps the child and hands the exit to
+   * the spawning loop in the same iteration. */
+  cr_assert(eq(int, I->loop_run_until(main_loop, sx_gone, &c.pid, 10.0),
+               LSPEC_OK));
+  for (i = 0; i < 3; i++)
+    lt_one_iteration(main_loop);
+  I->loop_release(loop); /* unclosed, never run again */
+  cr_assert(eq(int, atomic_load(&rec.calls), 0));
+  cr_assert(eq(int, I->set_event_loop_policy(NULL), LSPEC_OK));
+  I->policy_release(p);
+  cr_assert(eq(int, I->watcher_close(w), LSPEC_OK));
+  I->watcher_release(w);
+  lt_free_loop(main_loop);
+}
