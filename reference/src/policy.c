@@ -719,9 +719,10 @@ DELEGATE_IN(set_child_watcher, lspec_watcher)
 static int fork_from_main; /* prepare's view of the forking thread */
 
 static void fork_prepare(void) {
-  fork_from_main = lspec__is_main_thread();
   pthread_mutex_lock(&global_lock);
   pthread_mutex_lock(&ctx_lock);
+  /* Under the locks: threads forking at once each set it in turn. */
+  fork_from_main = lspec__is_main_thread();
   lspec__subprocess_fork_prepare(); /* taken last: a loop's close takes it */
 }
 

@@ -717,7 +717,7 @@ Test(subprocess, fork_closing_a_worker_loop_does_not_hang, .timeout = 30) {
 
   pid = fork();
   if (pid == 0)
-    _exit(7); /* the fork handlers have run by now */
+    lt_child_exit(7); /* the fork handlers have run by now */
   cr_assert(gt(int, pid, 0), "fork: %s", strerror(errno));
   for (i = 0; i < 500 && (r = waitpid(pid, &status, WNOHANG)) == 0; i++)
     lt_nap(10);
