@@ -125,37 +125,20 @@ static int real_close_range(unsigned int first, unsigned int last,
                                (long)flags));
 }
 
-const struct lspec__syscalls lspec__sys_real = {
-    .clone3 = real_clone3,
-    .fork = real_fork,
-    .waitpid = real_waitpid,
-    .waitid = real_waitid,
-    .pidfd_open = real_pidfd_open,
-    .pipe2 = real_pipe2,
-    .eventfd = real_eventfd,
-    .epoll_create1 = real_epoll_create1,
-    .epoll_ctl = real_epoll_ctl,
-    .sigaction = real_sigaction,
-    .pthread_create = real_pthread_create,
-    .write = real_write,
-    .close_range = real_close_range,
-};
+/* The real entries; lspec__sys starts as a copy (a test swaps its entries
+ * and copies lspec__sys_real back). */
+#define LSPEC__SYS_REAL                                                        \
+  {                                                                            \
+    .clone3 = real_clone3, .fork = real_fork, .waitpid = real_waitpid,         \
+    .waitid = real_waitid, .pidfd_open = real_pidfd_open,                      \
+    .pipe2 = real_pipe2, .eventfd = real_eventfd,                              \
+    .epoll_create1 = real_epoll_create1, .epoll_ctl = real_epoll_ctl,          \
+    .sigaction = real_sigaction, .pthread_create = real_pthread_create,        \
+    .write = real_write, .close_range = real_close_range,                      \
+  }
 
-struct lspec__syscalls lspec__sys = {
-    .clone3 = real_clone3,
-    .fork = real_fork,
-    .waitpid = real_waitpid,
-    .waitid = real_waitid,
-    .pidfd_open = real_pidfd_open,
-    .pipe2 = real_pipe2,
-    .eventfd = real_eventfd,
-    .epoll_create1 = real_epoll_create1,
-    .epoll_ctl = real_epoll_ctl,
-    .sigaction = real_sigaction,
-    .pthread_create = real_pthread_create,
-    .write = real_write,
-    .close_range = real_close_range,
-};
+const struct lspec__syscalls lspec__sys_real = LSPEC__SYS_REAL;
+struct lspec__syscalls lspec__sys = LSPEC__SYS_REAL;
 
 int lspec__sys_wake(int fd) {
   static const uint64_t one = 1;
