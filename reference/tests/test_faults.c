@@ -75,6 +75,48 @@ static void fx_fail(struct fx_run *run, int step, int status) {
   }
 }
 
+/* Closes what fx_open made: the watcher (if any), then the loop, once it
+ * has handed back what the close left for it. */
+static void fx_close(lspec_loop *loop, lspec_watcher *w) {
+  if (w != NULL) {
+    cr_assert(eq(int, I->watcher_close(w), LSPEC_OK), "watcher_close: %s",
+              I->last_error());
+    I->watcher_release(w);
+  }
+  lt_run_for(loop, 0.002);
+  cr_assert(eq(int, I->loop_close(loop), LSPEC_OK), "loop_close: %s",
+            I->last_error());
+  I->loop_release(loop);
+}
+
+/* The steps the scenarios start with: a loop, and a watcher of `kind`
+ * attached to it.  1 when both are there; else the failed step is in
+ * `run` and nothing is left open. */
+static int fx_open(int kind, int backend, struct fx_run *run,
+                   lspec_loop **loop, lspec_watcher **w) {
+  int rc;
+
+  memset(run, 0, sizeof *run);
+  *loop = NULL;
+  *w = NULL;
+  if ((rc = I->loop_new(backend, loop)) != LSPEC_OK) {
+    fx_fail(run, STEP_LOOP, rc);
+    return 0;
+  }
+  if ((rc = I->watcher_new(kind, w)) != LSPEC_OK) {
+    fx_fail(run, STEP_WATCHER, rc);
+    *w = NULL;
+    fx_close(*loop, NULL);
+    return 0;
+  }
+  if ((rc = I->watcher_attach_loop(*w, *loop)) != LSPEC_OK) {
+    fx_fail(run, STEP_ATTACH, rc);
+    fx_close(*loop, *w);
+    return 0;
+  }
+  return 1;
+}
+
 /* The scenario; `wait_s` bounds the wait for the exit. */
 static void fx_scenario(int kind, int backend, double wait_s,
                         struct fx_run *run) {
@@ -83,22 +125,12 @@ static void fx_scenario(int kind, int backend, double wait_s,
   struct fx_exec x = {0};
   int rc;
 
-  memset(run, 0, sizeof *run);
-  if ((rc = I->loop_new(backend, &loop)) != LSPEC_OK) {
-    fx_fail(run, STEP_LOOP, rc);
+  if (!fx_open(kind, backend, run, &loop, &w))
     return;
-  }
-  if ((rc = I->watcher_new(kind, &w)) != LSPEC_OK) {
-    fx_fail(run, STEP_WATCHER, rc);
-    goto close_loop;
-  }
-  if ((rc = I->watcher_attach_loop(w, loop)) != LSPEC_OK) {
-    fx_fail(run, STEP_ATTACH, rc);
-    goto close_watcher;
-  }
   if ((rc = I->set_child_watcher(w)) != LSPEC_OK) {
     fx_fail(run, STEP_POLICY, rc);
-    goto close_watcher;
+    fx_close(loop, w);
+    return;
   }
   x.loop = loop;
   x.run = run;
@@ -114,15 +146,7 @@ static void fx_scenario(int kind, int backend, double wait_s,
   lt_run_for(loop, 0.005);
   cr_assert(eq(int, I->set_child_watcher(NULL), LSPEC_OK),
             "set_child_watcher(NULL): %s", I->last_error());
-close_watcher:
-  cr_assert(eq(int, I->watcher_close(w), LSPEC_OK), "watcher_close: %s",
-            I->last_error());
-  I->watcher_release(w);
-close_loop:
-  lt_run_for(loop, 0.002); /* what close left for the loop to hand back */
-  cr_assert(eq(int, I->loop_close(loop), LSPEC_OK), "loop_close: %s",
-            I->last_error());
-  I->loop_release(loop);
+  fx_close(loop, w);
 }
 
 /* Whether the reference must absorb this fault of kind `kind`. */
@@ -288,21 +312,10 @@ static void fx_watch(int kind, int backend, double wait_s,
   lspec_loop *loop = NULL;
   lspec_watcher *w = NULL;
   struct fx_add a = {0};
-  int rc, release, pid, st;
+  int release, pid, st;
 
-  memset(run, 0, sizeof *run);
-  if ((rc = I->loop_new(backend, &loop)) != LSPEC_OK) {
-    fx_fail(run, STEP_LOOP, rc);
+  if (!fx_open(kind, backend, run, &loop, &w))
     return;
-  }
-  if ((rc = I->watcher_new(kind, &w)) != LSPEC_OK) {
-    fx_fail(run, STEP_WATCHER, rc);
-    goto close_loop;
-  }
-  if ((rc = I->watcher_attach_loop(w, loop)) != LSPEC_OK) {
-    fx_fail(run, STEP_ATTACH, rc);
-    goto close_watcher;
-  }
   pid = fx_spawn_held(&release);
   a.w = w;
   a.pid = pid;
@@ -323,17 +336,7 @@ static void fx_watch(int kind, int backend, double wait_s,
       run->rec.returncode = 3;
   }
   lt_run_for(loop, 0.005);
-close_watcher:
-  cr_assert(eq(int, I->watcher_close(w), LSPEC_OK), "watcher_close: %s",
-            I->last_error());
-  I->watcher_release(w);
-  /* Safe, Fast, MultiLoop and Pidfd leave a child reaped behind their
-   * back, or never registered, to its parent. */
-close_loop:
-  lt_run_for(loop, 0.002);
-  cr_assert(eq(int, I->loop_close(loop), LSPEC_OK), "loop_close: %s",
-            I->last_error());
-  I->loop_release(loop);
+  fx_close(loop, w);
 }
 
 /* --- the orphan scenario (Threaded): closed while its child runs ------------ */
